@@ -1,0 +1,1 @@
+//! Convolution layers for dfdx on stable Rust (see README).
