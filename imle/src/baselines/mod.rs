@@ -1,0 +1,1 @@
+//! Baseline gradient estimators of the paper's comparisons, as dfdx ops.

@@ -1,0 +1,1 @@
+//! Exact k-subset and categorical distributions (Eq. 3).

@@ -1,0 +1,1 @@
+//! Estimator fidelity against exact gradients.

@@ -1,0 +1,218 @@
+//! Perturbation noise for perturb-and-MAP (Sec. 3.2).
+//!
+//! * [`Gumbel`]: Gumbel(0, τ). With i.i.d. Gumbel noise, `argmax(θ + ε)` is an exact sample
+//!   of the categorical `softmax(θ/τ)` (the Gumbel-max trick).
+//! * [`SumOfGamma`]: SoG(κ, τ, s) of Eq. 13,
+//!   `(τ/κ) · (Σ_{i=1..s} Gamma(shape = 1/κ, scale = κ/i) − ln s)`. The sum of κ i.i.d.
+//!   SoG samples is Gumbel(0, τ) as s → ∞ (Lemma 1), which makes perturb-and-MAP exact
+//!   for k-subsets (Theorem 1). Some public code passes κ/i as a *rate*; that noise does
+//!   not sum to a Gumbel. The tests of this crate check the distribution, not the code.
+//! * [`Noise`]: one of the above, or none (δ₀), as used by the estimators.
+//!
+//! Every type implements `rand_distr::Distribution<f32>` and `Distribution<f64>` on the
+//! same `rand` 0.8 RNGs that dfdx uses. [`Noise::fill`] draws a whole batch in parallel,
+//! deterministically from a seed.
+
+use crate::error::{check_positive, Error, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Gamma, Open01};
+use rayon::prelude::*;
+
+/// Gumbel(0, τ): `−τ · ln(−ln U)`, `U ~ Uniform(0, 1)`.
+///
+/// ```
+/// use imle::noise::Gumbel;
+/// use rand::SeedableRng;
+/// use rand_distr::Distribution;
+/// let g = Gumbel::new(1.0)?;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let x: f32 = g.sample(&mut rng);
+/// assert!(x.is_finite());
+/// # Ok::<(), imle::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gumbel {
+    tau: f64,
+}
+
+impl Gumbel {
+    /// Gumbel with location 0 and scale `tau > 0`.
+    pub fn new(tau: f64) -> Result<Self> {
+        check_positive("tau", tau)?;
+        Ok(Self { tau })
+    }
+
+    /// The scale τ.
+    pub fn tau(&self) -> f64 {
+        self.tau
+    }
+}
+
+impl Distribution<f64> for Gumbel {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let u: f64 = rng.sample(Open01);
+        -self.tau * (-u.ln()).ln()
+    }
+}
+
+impl Distribution<f32> for Gumbel {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        Distribution::<f64>::sample(self, rng) as f32
+    }
+}
+
+/// Sum-of-Gamma noise SoG(κ, τ, s) of Eq. 13.
+///
+/// ```
+/// use imle::noise::SumOfGamma;
+/// use rand::SeedableRng;
+/// use rand_distr::Distribution;
+/// // The paper's choice for k-subsets: κ = k.
+/// let sog = SumOfGamma::new(5.0, 1.0, 10)?;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let x: f64 = sog.sample(&mut rng);
+/// assert!(x.is_finite());
+/// # Ok::<(), imle::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SumOfGamma {
+    kappa: f64,
+    tau: f64,
+    s: usize,
+    /// Gamma(1/κ, κ/i) for i = 1..=s.
+    gammas: Vec<Gamma<f64>>,
+}
+
+impl PartialEq for SumOfGamma {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kappa, self.tau, self.s) == (other.kappa, other.tau, other.s)
+    }
+}
+
+impl SumOfGamma {
+    /// SoG with `kappa > 0` (κ = k for k-subsets), temperature `tau > 0` and `s >= 1` terms.
+    pub fn new(kappa: f64, tau: f64, s: usize) -> Result<Self> {
+        check_positive("kappa", kappa)?;
+        check_positive("tau", tau)?;
+        if s == 0 {
+            return Err(Error::InvalidParameter {
+                name: "s",
+                value: 0.0,
+                reason: "the number of Gamma terms must be >= 1",
+            });
+        }
+        let gammas = (1..=s)
+            .map(|i| Gamma::new(1.0 / kappa, kappa / i as f64))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::InvalidParameter {
+                name: "kappa",
+                value: kappa,
+                reason: "Gamma(1/kappa, kappa/i) is not a valid distribution",
+            })?;
+        Ok(Self {
+            kappa,
+            tau,
+            s,
+            gammas,
+        })
+    }
+
+    /// κ.
+    pub fn kappa(&self) -> f64 {
+        self.kappa
+    }
+    /// τ.
+    pub fn tau(&self) -> f64 {
+        self.tau
+    }
+    /// s, the number of Gamma terms.
+    pub fn s(&self) -> usize {
+        self.s
+    }
+}
+
+impl Distribution<f64> for SumOfGamma {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let sum: f64 = self.gammas.iter().map(|g| g.sample(rng)).sum();
+        (self.tau / self.kappa) * (sum - (self.s as f64).ln())
+    }
+}
+
+impl Distribution<f32> for SumOfGamma {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        Distribution::<f64>::sample(self, rng) as f32
+    }
+}
+
+/// The perturbation ε of perturb-and-MAP: none, Gumbel or Sum-of-Gamma.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Noise {
+    /// No noise (δ₀): MAP(θ) itself.
+    #[default]
+    None,
+    /// Gumbel(0, τ).
+    Gumbel(Gumbel),
+    /// SoG(κ, τ, s), Eq. 13.
+    SumOfGamma(SumOfGamma),
+}
+
+/// Number of noise values drawn from one RNG stream in [`Noise::fill`].
+const FILL_CHUNK: usize = 1024;
+
+impl Noise {
+    /// Gumbel(0, τ) noise.
+    pub fn gumbel(tau: f64) -> Result<Self> {
+        Gumbel::new(tau).map(Noise::Gumbel)
+    }
+
+    /// SoG(κ, τ, s) noise (Eq. 13).
+    pub fn sum_of_gamma(kappa: f64, tau: f64, s: usize) -> Result<Self> {
+        SumOfGamma::new(kappa, tau, s).map(Noise::SumOfGamma)
+    }
+
+    /// Whether this is the zero perturbation.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Noise::None)
+    }
+
+    /// Fills `out` with i.i.d. noise drawn from `seed`, in parallel.
+    ///
+    /// The result depends on `seed` and `out.len()` only, not on the number of threads:
+    /// chunk `c` of 1024 values is drawn from `ChaCha8Rng` seeded with `seed`, stream `c`.
+    pub fn fill(&self, seed: u64, out: &mut [f32]) {
+        match self {
+            Noise::None => out.fill(0.0),
+            Noise::Gumbel(d) => fill_par(d, seed, out),
+            Noise::SumOfGamma(d) => fill_par(d, seed, out),
+        }
+    }
+}
+
+fn fill_par<D: Distribution<f32> + Sync>(dist: &D, seed: u64, out: &mut [f32]) {
+    out.par_chunks_mut(FILL_CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(c as u64);
+            for v in chunk {
+                *v = dist.sample(&mut rng);
+            }
+        });
+}
+
+impl Distribution<f64> for Noise {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match self {
+            Noise::None => 0.0,
+            Noise::Gumbel(d) => d.sample(rng),
+            Noise::SumOfGamma(d) => d.sample(rng),
+        }
+    }
+}
+
+impl Distribution<f32> for Noise {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        Distribution::<f64>::sample(self, rng) as f32
+    }
+}
