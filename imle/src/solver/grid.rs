@@ -60,7 +60,7 @@ impl Neighbourhood {
 /// ```
 /// use imle::solver::{GridShortestPath, MapSolver};
 /// // A 3x3 cost map with a cheap anti-diagonal detour; θ = -cost.
-/// let cost = [1.0, 1.0, 1.0, 9.0, 9.0, 1.0, 9.0, 9.0, 1.0];
+/// let cost = [1.0f32, 1.0, 1.0, 9.0, 9.0, 1.0, 9.0, 9.0, 1.0];
 /// let theta: Vec<f32> = cost.iter().map(|c| -c).collect();
 /// let mut z = [0.0; 9];
 /// GridShortestPath::new(3).solve(&theta, &mut z)?;
@@ -210,7 +210,9 @@ pub fn grid_shortest_path(
 
 /// Validates a grid shape against a row length.
 fn check_dims(rows: usize, cols: usize, got: usize) -> Result<()> {
-    let n = rows.checked_mul(cols).filter(|&n| n > 0 && n < NONE as usize);
+    let n = rows
+        .checked_mul(cols)
+        .filter(|&n| n > 0 && n < NONE as usize);
     match n {
         None => Err(Error::InvalidProblem(format!(
             "a {rows}x{cols} grid must have between 1 and {} cells",

@@ -6,15 +6,15 @@
 //! closure with [`from_fn`].
 
 mod argmax;
-// mod assignment;
-// mod grid;
-// mod spanning_tree;
+mod assignment;
+mod grid;
+mod spanning_tree;
 mod topk;
 
 pub use argmax::Argmax;
-// pub use assignment::Assignment;
-// pub use grid::{grid_shortest_path, GridShortestPath, Neighbourhood};
-// pub use spanning_tree::SpanningTree;
+pub use assignment::Assignment;
+pub use grid::{grid_shortest_path, GridShortestPath, Neighbourhood};
+pub use spanning_tree::SpanningTree;
 pub use topk::TopK;
 
 use crate::error::{check_finite, Error, Result};
