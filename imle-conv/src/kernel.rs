@@ -1,0 +1,401 @@
+//! CPU kernels on plain `f32` slices in NCHW layout: GEMM, im2col / col2im and the
+//! convolution forward / backward passes built from them.
+//!
+//! A 1-d convolution is a 2-d one with `h = kh = sh = 1` and no vertical padding, so
+//! every kernel here serves both.
+
+use rayon::prelude::*;
+
+/// Geometry of a 2-d window operation (convolution or pooling) on one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geom {
+    /// Input channels.
+    pub c: usize,
+    /// Input height and width.
+    pub h: usize,
+    pub w: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    /// Strides.
+    pub sh: usize,
+    pub sw: usize,
+    /// Padding before (top, left); the padding after is implied by `oh`, `ow`.
+    pub ph: usize,
+    pub pw: usize,
+    /// Output height and width.
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geom {
+    /// Rows of the im2col matrix: `c * kh * kw`.
+    pub fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Output positions per channel: `oh * ow`.
+    pub fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Input elements per image.
+    pub fn chw(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// True when the im2col matrix is the input itself (1x1 kernel, stride 1, no padding).
+    fn is_identity(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+    /// The output columns `ox` whose input column `ox * sw + kx - pw` lies inside `0..w`.
+    #[inline]
+    fn valid_cols(&self, kx: usize) -> (usize, usize) {
+        valid_range(self.w, self.ow, self.sw, kx, self.pw)
+    }
+    #[inline]
+    fn valid_rows(&self, ky: usize) -> (usize, usize) {
+        valid_range(self.h, self.oh, self.sh, ky, self.ph)
+    }
+}
+
+/// `lo..hi` = the outputs `o` with `0 <= o * s + k - p < n`.
+#[inline]
+pub(crate) fn valid_range(n: usize, on: usize, s: usize, k: usize, p: usize) -> (usize, usize) {
+    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
+    // o * s + k - p <= n - 1  <=>  o <= (n - 1 + p - k) / s
+    let hi = if n + p > k {
+        ((n - 1 + p - k) / s + 1).min(on)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// `c[m, n] (+)= a[m, k] * b[k, n]` for strided matrices (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * c_rs..i * c_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    debug_assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    debug_assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    debug_assert!(c.len() >= (m - 1) * c_rs + n);
+    let par = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserted bounds above keep every access inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_rs as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// Unfold one image `x[c, h, w]` into `col[(c, ky, kx), (oy, ox)]`.
+pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            let (ylo, yhi) = g.valid_rows(ky);
+            for kx in 0..g.kw {
+                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let (xlo, xhi) = g.valid_cols(kx);
+                row[..ylo * g.ow].fill(0.0);
+                row[yhi * g.ow..].fill(0.0);
+                for oy in ylo..yhi {
+                    let iy = oy * g.sh + ky - g.ph;
+                    let xrow = &xc[iy * g.w..(iy + 1) * g.w];
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    out[..xlo].fill(0.0);
+                    out[xhi..].fill(0.0);
+                    if xlo < xhi {
+                        let start = xlo * g.sw + kx - g.pw;
+                        if g.sw == 1 {
+                            out[xlo..xhi].copy_from_slice(&xrow[start..start + (xhi - xlo)]);
+                        } else {
+                            for (o, i) in out[xlo..xhi].iter_mut().zip((start..).step_by(g.sw)) {
+                                *o = xrow[i];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fold `col[(c, ky, kx), (oy, ox)]` back into one image, adding into `x[c, h, w]`.
+pub(crate) fn col2im_add(col: &[f32], g: &Geom, x: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        let xc = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            let (ylo, yhi) = g.valid_rows(ky);
+            for kx in 0..g.kw {
+                let row = &col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let (xlo, xhi) = g.valid_cols(kx);
+                if xlo >= xhi {
+                    continue;
+                }
+                for oy in ylo..yhi {
+                    let iy = oy * g.sh + ky - g.ph;
+                    let xrow = &mut xc[iy * g.w..(iy + 1) * g.w];
+                    let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
+                    let start = xlo * g.sw + kx - g.pw;
+                    if g.sw == 1 {
+                        for (o, v) in xrow[start..start + src.len()].iter_mut().zip(src) {
+                            *o += v;
+                        }
+                    } else {
+                        for (v, i) in src.iter().zip((start..).step_by(g.sw)) {
+                            xrow[i] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether to parallelise over the batch (else inside each GEMM).
+fn batch_parallel(batch: usize) -> bool {
+    batch >= rayon::current_num_threads()
+}
+
+/// Convolution forward: `out[b, o, oy, ox] = bias[o] + sum w[o, c, ky, kx] x[b, c, iy, ix]`.
+///
+/// `x` is `[batch, c, h, w]`, `w` is `[o, c, kh, kw]`, `out` is `[batch, o, oh, ow]`.
+pub(crate) fn conv_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    o: usize,
+    g: &Geom,
+) {
+    let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
+    let one = |x_b: &[f32], out_b: &mut [f32], col: &mut Vec<f32>, par: bool| {
+        if let Some(bias) = bias {
+            for (row, &bv) in out_b.chunks_exact_mut(p).zip(bias) {
+                row.fill(bv);
+            }
+        }
+        let colm: &[f32] = if g.is_identity() {
+            x_b
+        } else {
+            col.resize(ckk * p, 0.0);
+            im2col(x_b, g, col);
+            col
+        };
+        sgemm(
+            (o, p, ckk),
+            w,
+            (ckk, 1),
+            colm,
+            (p, 1),
+            out_b,
+            p,
+            bias.is_some(),
+            par,
+        );
+    };
+    if batch_parallel(out.len() / (o * p).max(1)) {
+        out.par_chunks_mut(o * p)
+            .zip(x.par_chunks(chw))
+            .for_each_init(Vec::new, |col, (out_b, x_b)| one(x_b, out_b, col, false));
+    } else {
+        let mut col = Vec::new();
+        for (out_b, x_b) in out.chunks_mut(o * p).zip(x.chunks(chw)) {
+            one(x_b, out_b, &mut col, true);
+        }
+    }
+}
+
+/// Convolution backward. Adds into `gx` (if given), `gw` and `gb` (if given).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_backward(
+    x: &[f32],
+    w: &[f32],
+    gout: &[f32],
+    gx: Option<&mut [f32]>,
+    gw: &mut [f32],
+    gb: Option<&mut [f32]>,
+    o: usize,
+    g: &Geom,
+) {
+    let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
+    let batch = gout.len() / (o * p).max(1);
+    let want_gb = gb.is_some();
+
+    struct Acc {
+        gw: Vec<f32>,
+        gb: Vec<f32>,
+        col: Vec<f32>,
+        dcol: Vec<f32>,
+    }
+    let new_acc = || Acc {
+        gw: vec![0.0; o * ckk],
+        gb: vec![0.0; if want_gb { o } else { 0 }],
+        col: Vec::new(),
+        dcol: Vec::new(),
+    };
+    // One image: weight / bias gradients into `acc`, input gradient into `gx_b`.
+    let one = |acc: &mut Acc, x_b: &[f32], gout_b: &[f32], gx_b: Option<&mut [f32]>, par: bool| {
+        let colm: &[f32] = if g.is_identity() {
+            x_b
+        } else {
+            acc.col.resize(ckk * p, 0.0);
+            im2col(x_b, g, &mut acc.col);
+            &acc.col
+        };
+        // gw[o, ckk] += gout[o, p] * col[ckk, p]^T
+        sgemm(
+            (o, ckk, p),
+            gout_b,
+            (p, 1),
+            colm,
+            (1, p),
+            &mut acc.gw,
+            ckk,
+            true,
+            par,
+        );
+        if want_gb {
+            for (s, row) in acc.gb.iter_mut().zip(gout_b.chunks_exact(p)) {
+                *s += row.iter().sum::<f32>();
+            }
+        }
+        if let Some(gx_b) = gx_b {
+            // dcol[ckk, p] = w[o, ckk]^T * gout[o, p]
+            if g.is_identity() {
+                sgemm((ckk, p, o), w, (1, ckk), gout_b, (p, 1), gx_b, p, true, par);
+            } else {
+                acc.dcol.resize(ckk * p, 0.0);
+                sgemm(
+                    (ckk, p, o),
+                    w,
+                    (1, ckk),
+                    gout_b,
+                    (p, 1),
+                    &mut acc.dcol,
+                    p,
+                    false,
+                    par,
+                );
+                col2im_add(&acc.dcol, g, gx_b);
+            }
+        }
+    };
+    let total = if batch_parallel(batch) {
+        let reduce = |mut a: Acc, b: Acc| {
+            a.gw.iter_mut().zip(&b.gw).for_each(|(s, v)| *s += v);
+            a.gb.iter_mut().zip(&b.gb).for_each(|(s, v)| *s += v);
+            a
+        };
+        match gx {
+            Some(gx) => gx
+                .par_chunks_mut(chw)
+                .zip(x.par_chunks(chw).zip(gout.par_chunks(o * p)))
+                .fold(new_acc, |mut acc, (gx_b, (x_b, go_b))| {
+                    one(&mut acc, x_b, go_b, Some(gx_b), false);
+                    acc
+                })
+                .reduce(new_acc, reduce),
+            None => x
+                .par_chunks(chw)
+                .zip(gout.par_chunks(o * p))
+                .fold(new_acc, |mut acc, (x_b, go_b)| {
+                    one(&mut acc, x_b, go_b, None, false);
+                    acc
+                })
+                .reduce(new_acc, reduce),
+        }
+    } else {
+        let mut acc = new_acc();
+        match gx {
+            Some(gx) => {
+                for (gx_b, (x_b, go_b)) in gx
+                    .chunks_mut(chw)
+                    .zip(x.chunks(chw).zip(gout.chunks(o * p)))
+                {
+                    one(&mut acc, x_b, go_b, Some(gx_b), true);
+                }
+            }
+            None => {
+                for (x_b, go_b) in x.chunks(chw).zip(gout.chunks(o * p)) {
+                    one(&mut acc, x_b, go_b, None, true);
+                }
+            }
+        }
+        acc
+    };
+    gw.iter_mut().zip(&total.gw).for_each(|(s, v)| *s += v);
+    if let Some(gb) = gb {
+        gb.iter_mut().zip(&total.gb).for_each(|(s, v)| *s += v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_range_matches_brute_force() {
+        for n in 1..7 {
+            for s in 1..4 {
+                for k in 0..5 {
+                    for p in 0..4 {
+                        if n + 2 * p < k + 1 {
+                            continue;
+                        }
+                        let on = (n + 2 * p - (k + 1)) / s + 1;
+                        let (lo, hi) = valid_range(n, on, s, k, p);
+                        let want: Vec<usize> = (0..on)
+                            .filter(|&o| o * s + k >= p && o * s + k - p < n)
+                            .collect();
+                        let got: Vec<usize> = (lo..hi).collect();
+                        assert_eq!(got, want, "n={n} s={s} k={k} p={p}");
+                    }
+                }
+            }
+        }
+    }
+}
