@@ -269,7 +269,9 @@ impl Imle {
             let eps = &target_noise[r * m..(r + 1) * m];
             let base = r * points * m;
             // Point 0: T(θ, g); point 1 (two-sided): T(θ, −g).
-            lambdas[r] = self.target.params(theta, g, 1.0, &mut thetas[base..base + m]);
+            lambdas[r] = self
+                .target
+                .params(theta, g, 1.0, &mut thetas[base..base + m]);
             if self.two_sided {
                 self.target
                     .params(theta, g, -1.0, &mut thetas[base + m..base + 2 * m]);

@@ -204,7 +204,10 @@ mod tests {
     fn pid_is_eq_10() {
         let t = Target::pid_with_alpha(2.0, 0.5).unwrap();
         let mut out = [0.0; 2];
-        assert_eq!(t.params(&[1.0, -2.0], &[0.5, 1.0], 1.0, &mut out), Some(2.0));
+        assert_eq!(
+            t.params(&[1.0, -2.0], &[0.5, 1.0], 1.0, &mut out),
+            Some(2.0)
+        );
         assert_eq!(out, [0.5 - 1.0, -1.0 - 2.0]);
         t.params(&[1.0, -2.0], &[0.5, 1.0], -1.0, &mut out);
         assert_eq!(out, [0.5 + 1.0, -1.0 + 2.0]);

@@ -1,0 +1,48 @@
+//! The I-MLE op, forward + backward through dfdx, on the discrete-VAE shape:
+//! B = 100 examples × 20 blocks of 20 logits, top-10 per block, S ∈ {1, 10}.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use dfdx::prelude::*;
+use imle::solver::TopK;
+use imle::{Imle, Noise, Target};
+
+fn op_fwd_bwd(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    let theta: Tensor<Rank3<100, 20, 20>, f32, _> = dev.sample_normal();
+    let w: Tensor<Rank3<100, 20, 20>, f32, _> = dev.sample_normal();
+    let mut group = c.benchmark_group("imle_op_fwd_bwd_B100_20x20_k10");
+    for samples in [1usize, 10] {
+        let imle = Imle::new(
+            Target::pid(10.0).unwrap(),
+            Noise::sum_of_gamma(10.0, 10.0, 10).unwrap(),
+        )
+        .samples(samples)
+        .scale_by_lambda(true)
+        .seed(0);
+        group.bench_with_input(BenchmarkId::new("S", samples), &samples, |b, _| {
+            b.iter(|| {
+                let z = imle
+                    .apply_blocks(theta.leaky_trace(), &TopK::new(10))
+                    .unwrap();
+                let grads = (z * w.clone()).sum().backward();
+                black_box(grads.get(&theta));
+            })
+        });
+    }
+    group.finish();
+}
+
+fn noise_fill(c: &mut Criterion) {
+    let mut group = c.benchmark_group("noise_fill_40000");
+    let mut out = vec![0.0f32; 40_000];
+    for (name, noise) in [
+        ("gumbel", Noise::gumbel(1.0).unwrap()),
+        ("sog_k10_s10", Noise::sum_of_gamma(10.0, 10.0, 10).unwrap()),
+    ] {
+        group.bench_function(name, |b| b.iter(|| noise.fill(black_box(7), &mut out)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, op_fwd_bwd, noise_fill);
+criterion_main!(benches);
