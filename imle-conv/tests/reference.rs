@@ -1,0 +1,623 @@
+//! Forward and backward of every op against naive loop references on random small shapes
+//! (fixed seeds), plus error cases.
+
+use dfdx::prelude::*;
+use imle_conv::builders as cb;
+use imle_conv::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+/// Naive convolution geometry: input (b, c, h, w), weight (o, c, kh, kw), padding before
+/// (ph, pw), output (oh, ow).
+#[derive(Clone, Copy)]
+struct G {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl G {
+    /// Calls `f(xi, wi, oi)` for every multiply-add of the convolution.
+    fn each(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let g = *self;
+        for n in 0..g.b {
+            for oc in 0..g.o {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let oi = ((n * g.o + oc) * g.oh + oy) * g.ow + ox;
+                        for ic in 0..g.c {
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                                    let ix = (ox * g.sw + kx) as isize - g.pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((n * g.c + ic) * g.h + iy as usize) * g.w + ix as usize;
+                                    let wi = ((oc * g.c + ic) * g.kh + ky) * g.kw + kx;
+                                    f(xi, wi, oi);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fn forward(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let p = self.oh * self.ow;
+        let mut y: Vec<f32> = (0..self.b * self.o * p)
+            .map(|i| bias[(i / p) % self.o])
+            .collect();
+        self.each(|xi, wi, oi| y[oi] += x[xi] * w[wi]);
+        y
+    }
+    fn backward(&self, x: &[f32], w: &[f32], gy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (mut gx, mut gw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+        self.each(|xi, wi, oi| {
+            gx[xi] += w[wi] * gy[oi];
+            gw[wi] += x[xi] * gy[oi];
+        });
+        let p = self.oh * self.ow;
+        let mut gb = vec![0.0; self.o];
+        for (i, v) in gy.iter().enumerate() {
+            gb[(i / p) % self.o] += v;
+        }
+        (gx, gw, gb)
+    }
+}
+
+/// Gradient of `sum(y * r)` for random `r`: returns (y, r, grads).
+fn backprop<S: Shape>(
+    dev: &Cpu,
+    y: Tensor<S, f32, Cpu, OwnedTape<f32, Cpu>>,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f32>, Vec<f32>, Gradients<f32, Cpu>) {
+    let shape = *y.shape();
+    let r = rand_vec(rng, shape.num_elements());
+    let yv = y.as_vec();
+    let rt = dev.tensor_from_vec(r.clone(), shape);
+    let grads = (y * rt).sum::<Rank0, _>().backward();
+    (yv, r, grads)
+}
+
+fn check_conv2d<const C: usize, const O: usize, const K: usize>(
+    seed: u64,
+    b: usize,
+    h: usize,
+    w: usize,
+    s: usize,
+    p: usize,
+) {
+    let dev = Cpu::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let xv = rand_vec(&mut rng, b * C * h * w);
+    let wv = rand_vec(&mut rng, O * C * K * K);
+    let bv = rand_vec(&mut rng, O);
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<C>, h, w));
+    let wt: Tensor<Rank4<O, C, K, K>, f32, _> =
+        dev.tensor_from_vec(wv.clone(), (Const, Const, Const, Const));
+    let bt: Tensor<Rank1<O>, f32, _> = dev.tensor_from_vec(bv.clone(), (Const,));
+    let y = conv2d(x.leaky_trace(), &wt, Some(&bt), (s, s), (p, p)).unwrap();
+    let (oh, ow) = ((h + 2 * p - K) / s + 1, (w + 2 * p - K) / s + 1);
+    assert_eq!(*y.shape(), (b, Const::<O>, oh, ow));
+    let g = G {
+        b,
+        c: C,
+        h,
+        w,
+        o: O,
+        kh: K,
+        kw: K,
+        sh: s,
+        sw: s,
+        ph: p,
+        pw: p,
+        oh,
+        ow,
+    };
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    let what = format!("conv2d C={C} O={O} K={K} b={b} h={h} w={w} s={s} p={p}");
+    assert_close(&yv, &g.forward(&xv, &wv, &bv), 1e-4, &format!("{what} y"));
+    let (gx, gw, gb) = g.backward(&xv, &wv, &r);
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-4, &format!("{what} gx"));
+    assert_close(&grads.get(&wt).as_vec(), &gw, 1e-4, &format!("{what} gw"));
+    assert_close(&grads.get(&bt).as_vec(), &gb, 1e-4, &format!("{what} gb"));
+}
+
+#[test]
+fn conv2d_matches_reference() {
+    check_conv2d::<3, 4, 3>(1, 2, 7, 6, 1, 1); // 3x3 stride 1 pad 1
+    check_conv2d::<2, 5, 7>(2, 3, 13, 11, 2, 3); // ResNet stem geometry, odd sizes
+    check_conv2d::<3, 2, 3>(3, 1, 5, 5, 2, 0); // stride without padding
+    check_conv2d::<2, 3, 4>(4, 2, 4, 4, 3, 2); // even kernel, stride > 1, large padding
+    check_conv2d::<4, 3, 1>(5, 2, 5, 3, 1, 0); // 1x1 (the GEMM-only path)
+    check_conv2d::<2, 2, 1>(6, 2, 5, 5, 2, 0); // strided 1x1 (downsample)
+    check_conv2d::<1, 2, 5>(7, 2, 5, 5, 1, 0); // kernel = input: 1x1 output
+    check_conv2d::<3, 8, 3>(8, 1, 9, 9, 1, 1); // batch 1: parallel inside the GEMM
+}
+
+fn check_conv1d<const C: usize, const O: usize, const K: usize>(
+    seed: u64,
+    b: usize,
+    l: usize,
+    s: usize,
+    pad: Padding1D,
+) {
+    let dev = Cpu::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let xv = rand_vec(&mut rng, b * C * l);
+    let wv = rand_vec(&mut rng, O * C * K);
+    let bv = rand_vec(&mut rng, O);
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<C>, l));
+    let wt: Tensor<Rank3<O, C, K>, f32, _> = dev.tensor_from_vec(wv.clone(), (Const, Const, Const));
+    let bt: Tensor<Rank1<O>, f32, _> = dev.tensor_from_vec(bv.clone(), (Const,));
+    let y = conv1d(x.leaky_trace(), &wt, Some(&bt), s, pad).unwrap();
+    // the reference's own padding arithmetic
+    let (before, ol) = match pad {
+        Padding1D::Explicit(p) => (p, (l + 2 * p - K) / s + 1),
+        Padding1D::Same => {
+            let ol = l.div_ceil(s);
+            let total = ((ol - 1) * s + K).saturating_sub(l);
+            (total / 2, ol)
+        }
+    };
+    assert_eq!(*y.shape(), (b, Const::<O>, ol));
+    let g = G {
+        b,
+        c: C,
+        h: 1,
+        w: l,
+        o: O,
+        kh: 1,
+        kw: K,
+        sh: 1,
+        sw: s,
+        ph: 0,
+        pw: before,
+        oh: 1,
+        ow: ol,
+    };
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    let what = format!("conv1d K={K} l={l} s={s} {pad:?}");
+    assert_close(&yv, &g.forward(&xv, &wv, &bv), 1e-4, &format!("{what} y"));
+    let (gx, gw, gb) = g.backward(&xv, &wv, &r);
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-4, &format!("{what} gx"));
+    assert_close(&grads.get(&wt).as_vec(), &gw, 1e-4, &format!("{what} gw"));
+    assert_close(&grads.get(&bt).as_vec(), &gb, 1e-4, &format!("{what} gb"));
+}
+
+#[test]
+fn conv1d_matches_reference() {
+    check_conv1d::<5, 4, 3>(10, 3, 11, 1, Padding1D::Same);
+    check_conv1d::<3, 2, 4>(11, 2, 9, 1, Padding1D::Same); // even kernel: 1 before, 2 after
+    check_conv1d::<3, 2, 3>(12, 2, 10, 2, Padding1D::Same); // strided same
+    check_conv1d::<2, 3, 5>(13, 2, 8, 3, Padding1D::Explicit(2));
+    check_conv1d::<4, 4, 3>(14, 5, 7, 1, Padding1D::Explicit(0));
+    check_conv1d::<2, 2, 3>(15, 2, 1, 1, Padding1D::Same); // length 1
+}
+
+#[test]
+fn padding_same_amounts() {
+    assert_eq!(Padding1D::Same.amounts(10, 3, 1), (1, 1));
+    assert_eq!(Padding1D::Same.amounts(10, 4, 1), (1, 2));
+    assert_eq!(Padding1D::Same.amounts(10, 3, 2), (0, 1));
+    assert_eq!(Padding1D::Explicit(2).amounts(10, 3, 2), (2, 2));
+}
+
+/// Naive max pooling over planes (-inf padding, first maximum wins).
+fn ref_max_pool(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+) -> (Vec<f32>, Vec<usize>, usize, usize) {
+    let (oh, ow) = ((h + 2 * p.0 - k.0) / s.0 + 1, (w + 2 * p.1 - k.1) / s.1 + 1);
+    let (mut y, mut arg) = (vec![], vec![]);
+    for pl in 0..planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                for ky in 0..k.0 {
+                    for kx in 0..k.1 {
+                        let iy = (oy * s.0 + ky) as isize - p.0 as isize;
+                        let ix = (ox * s.1 + kx) as isize - p.1 as isize;
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        let i = pl * h * w + iy as usize * w + ix as usize;
+                        if at == usize::MAX || x[i] > best || (x[i] == best && i < at) {
+                            best = x[i];
+                            at = i;
+                        }
+                    }
+                }
+                y.push(best);
+                arg.push(at);
+            }
+        }
+    }
+    (y, arg, oh, ow)
+}
+
+fn check_max_pool2d(seed: u64, b: usize, h: usize, w: usize, k: usize, s: usize, p: usize) {
+    const C: usize = 3;
+    let dev = Cpu::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let xv = rand_vec(&mut rng, b * C * h * w);
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<C>, h, w));
+    let y = max_pool2d(x.leaky_trace(), (k, k), (s, s), (p, p)).unwrap();
+    let (want, arg, oh, ow) = ref_max_pool(&xv, b * C, (h, w), (k, k), (s, s), (p, p));
+    assert_eq!(*y.shape(), (b, Const::<C>, oh, ow));
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    assert_close(&yv, &want, 0.0, "max_pool2d y");
+    let mut gx = vec![0.0; xv.len()];
+    for (a, v) in arg.iter().zip(&r) {
+        gx[*a] += v;
+    }
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-6, "max_pool2d gx");
+}
+
+#[test]
+fn max_pool2d_matches_reference() {
+    check_max_pool2d(20, 2, 9, 8, 3, 2, 1); // ResNet's 3x3/2/1
+    check_max_pool2d(21, 3, 6, 6, 2, 2, 0); // 2x2/2
+    check_max_pool2d(22, 2, 7, 5, 2, 2, 0); // odd sizes: last row/col dropped
+    check_max_pool2d(23, 1, 5, 5, 3, 1, 1);
+    check_max_pool2d(24, 2, 4, 4, 4, 1, 2); // padding = half the kernel
+}
+
+#[test]
+fn max_pool1d_and_module_match_reference() {
+    let dev = Cpu::seed_from_u64(30);
+    let mut rng = ChaCha8Rng::seed_from_u64(30);
+    let (b, l) = (2, 11);
+    let xv = rand_vec(&mut rng, b * 4 * l);
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<4>, l));
+    let y = MaxPool1D::<3, 2, 1>.forward(x.leaky_trace());
+    let (want, arg, _, ol) = ref_max_pool(&xv, b * 4, (1, l), (1, 3), (1, 2), (0, 1));
+    assert_eq!(*y.shape(), (b, Const::<4>, ol));
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    assert_close(&yv, &want, 0.0, "max_pool1d y");
+    let mut gx = vec![0.0; xv.len()];
+    for (a, v) in arg.iter().zip(&r) {
+        gx[*a] += v;
+    }
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-6, "max_pool1d gx");
+}
+
+#[test]
+fn adaptive_and_global_pools_match_reference() {
+    let dev = Cpu::seed_from_u64(40);
+    let mut rng = ChaCha8Rng::seed_from_u64(40);
+    let (b, h, w) = (2, 6, 9);
+    let xv = rand_vec(&mut rng, b * 3 * h * w);
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<3>, h, w));
+
+    let y = AdaptiveMaxPool2D::<2, 3>.forward(x.leaky_trace());
+    let (want, arg, _, _) = ref_max_pool(&xv, b * 3, (h, w), (3, 3), (3, 3), (0, 0));
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    assert_close(&yv, &want, 0.0, "adaptive y");
+    let mut gx = vec![0.0; xv.len()];
+    for (a, v) in arg.iter().zip(&r) {
+        gx[*a] += v;
+    }
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-6, "adaptive gx");
+
+    let y = GlobalMaxPool.forward(x.leaky_trace());
+    let (want, arg, _, _) = ref_max_pool(&xv, b * 3, (h, w), (h, w), (1, 1), (0, 0));
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    assert_close(&yv, &want, 0.0, "global max y");
+    let mut gx = vec![0.0; xv.len()];
+    for (a, v) in arg.iter().zip(&r) {
+        gx[*a] += v;
+    }
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-6, "global max gx");
+
+    let y = GlobalAvgPool.forward(x.leaky_trace());
+    let hw = h * w;
+    let want: Vec<f32> = xv
+        .chunks(hw)
+        .map(|p| p.iter().sum::<f32>() / hw as f32)
+        .collect();
+    let (yv, r, grads) = backprop(&dev, y, &mut rng);
+    assert_close(&yv, &want, 1e-5, "global avg y");
+    let gx: Vec<f32> = (0..xv.len()).map(|i| r[i / hw] / hw as f32).collect();
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-6, "global avg gx");
+
+    // over time: (batch, C, len)
+    let x1 = dev.tensor_from_vec(xv[..b * 3 * 7].to_vec(), (b, Const::<3>, 7));
+    let want: Vec<f32> = xv[..b * 3 * 7]
+        .chunks(7)
+        .map(|p| p.iter().cloned().fold(f32::MIN, f32::max))
+        .collect();
+    assert_close(
+        &GlobalMaxPool.forward(x1).as_vec(),
+        &want,
+        0.0,
+        "global max 1d",
+    );
+}
+
+#[test]
+fn bad_geometry_is_a_typed_error() {
+    let dev = Cpu::seed_from_u64(0);
+    let x: Tensor<(usize, Const<2>, usize, usize), f32, _> = dev.zeros_like(&(1, Const, 4, 4));
+    let w: Tensor<Rank4<3, 2, 7, 7>, f32, _> = dev.zeros();
+    assert!(matches!(
+        conv2d(x.clone(), &w, None, (1, 1), (1, 1)),
+        Err(ConvError::KernelTooLarge {
+            axis: "height",
+            kernel: 7,
+            padded: 6
+        })
+    ));
+    assert!(conv2d(x.clone(), &w, None, (1, 1), (2, 2)).is_ok());
+    assert!(matches!(
+        conv2d(x.clone(), &w, None, (0, 1), (3, 3)),
+        Err(ConvError::ZeroStride)
+    ));
+    assert!(matches!(
+        adaptive_max_pool2d::<3, 2, _, 2, _, _, _>(x.clone()),
+        Err(ConvError::NotAMultiple {
+            axis: "height",
+            input: 4,
+            output: 3
+        })
+    ));
+    assert!(matches!(
+        max_pool2d(x.clone(), (2, 2), (2, 2), (2, 2)),
+        Err(ConvError::PaddingTooLarge { .. })
+    ));
+    assert!(matches!(
+        max_pool2d(x.clone(), (5, 5), (1, 1), (0, 0)),
+        Err(ConvError::KernelTooLarge { .. })
+    ));
+    let x1: Tensor<(usize, Const<2>, usize), f32, _> = dev.zeros_like(&(1, Const, 2));
+    let w1: Tensor<Rank3<1, 2, 3>, f32, _> = dev.zeros();
+    assert!(matches!(
+        conv1d(x1.clone(), &w1, None, 1, Padding1D::Explicit(0)),
+        Err(ConvError::KernelTooLarge { axis: "length", .. })
+    ));
+    assert!(conv1d(x1, &w1, None, 1, Padding1D::Same).is_ok());
+    let mut bn = dev.build_module::<cb::BatchNorm2D<2>, f32>();
+    let one: Tensor<(usize, Const<2>, usize, usize), f32, _> = dev.zeros_like(&(1, Const, 1, 1));
+    assert!(matches!(
+        bn.try_forward_train(one.leaky_trace(), None),
+        Err(ConvError::Empty(_))
+    ));
+}
+
+#[test]
+#[should_panic(expected = "kernel size 3 is larger than the padded input size 2")]
+fn module_forward_panics_on_bad_geometry() {
+    let dev = Cpu::seed_from_u64(0);
+    let m = dev.build_module::<cb::Conv2D<1, 1, 3>, f32>();
+    let x: Tensor<(usize, Const<1>, usize, usize), f32, _> = dev.zeros_like(&(1, Const, 2, 2));
+    let _ = m.forward(x);
+}
+
+#[test]
+fn batch_norm_matches_hand_computation() {
+    const C: usize = 3;
+    let dev = Cpu::seed_from_u64(50);
+    let mut rng = ChaCha8Rng::seed_from_u64(50);
+    let (b, h, w) = (4, 3, 5);
+    let (hw, n) = (h * w, b * h * w);
+    let mut bn = dev.build_module::<cb::BatchNorm2D<C>, f32>();
+    let gamma = rand_vec(&mut rng, C);
+    let beta = rand_vec(&mut rng, C);
+    bn.scale.copy_from(&gamma);
+    bn.bias.copy_from(&beta);
+    bn.momentum = 0.3;
+    let xv: Vec<f32> = rand_vec(&mut rng, b * C * hw)
+        .iter()
+        .map(|v| 2.0 * v + 0.5)
+        .collect();
+    let x = dev.tensor_from_vec(xv.clone(), (b, Const::<C>, h, w));
+
+    let chan = |c: usize| -> Vec<f64> {
+        (0..b)
+            .flat_map(|i| {
+                xv[(i * C + c) * hw..(i * C + c + 1) * hw]
+                    .iter()
+                    .map(|&v| v as f64)
+            })
+            .collect()
+    };
+    let mean: Vec<f64> = (0..C)
+        .map(|c| chan(c).iter().sum::<f64>() / n as f64)
+        .collect();
+    let var: Vec<f64> = (0..C)
+        .map(|c| chan(c).iter().map(|v| (v - mean[c]).powi(2)).sum::<f64>() / n as f64)
+        .collect();
+
+    // train: normalised by batch statistics; running stats move by momentum (unbiased var)
+    let y = bn.forward_mut(x.leaky_trace());
+    let want: Vec<f32> = (0..xv.len())
+        .map(|i| {
+            let c = (i / hw) % C;
+            (gamma[c] as f64 * (xv[i] as f64 - mean[c]) / (var[c] + 1e-5).sqrt() + beta[c] as f64)
+                as f32
+        })
+        .collect();
+    assert_close(&y.as_vec(), &want, 1e-4, "bn train y");
+    let rm: Vec<f32> = mean.iter().map(|m| (0.3 * m) as f32).collect();
+    let rv: Vec<f32> = var
+        .iter()
+        .map(|v| (0.7 + 0.3 * v * n as f64 / (n as f64 - 1.0)) as f32)
+        .collect();
+    assert_close(&bn.running_mean.as_vec(), &rm, 1e-5, "running mean");
+    assert_close(&bn.running_var.as_vec(), &rv, 1e-5, "running var");
+
+    // a second step keeps averaging
+    let _ = bn.forward_mut(x.leaky_trace());
+    let rm2: Vec<f32> = mean
+        .iter()
+        .zip(&rm)
+        .map(|(m, r)| 0.7 * r + (0.3 * m) as f32)
+        .collect();
+    assert_close(
+        &bn.running_mean.as_vec(),
+        &rm2,
+        1e-5,
+        "running mean, 2 steps",
+    );
+
+    // eval: running statistics, and they do not change
+    let before = bn.running_mean.as_vec();
+    let y = bn.forward(x.clone());
+    let rv2 = bn.running_var.as_vec();
+    let want: Vec<f32> = (0..xv.len())
+        .map(|i| {
+            let c = (i / hw) % C;
+            gamma[c] * (xv[i] - rm2[c]) / (rv2[c] + 1e-5).sqrt() + beta[c]
+        })
+        .collect();
+    assert_close(&y.as_vec(), &want, 1e-4, "bn eval y");
+    assert_eq!(bn.running_mean.as_vec(), before, "eval leaves running mean");
+
+    // fused ReLU: same as BatchNorm2D then max(0)
+    let mut bnr = dev.build_module::<cb::BatchNormReLU2D<C>, f32>();
+    bnr.scale.copy_from(&gamma);
+    bnr.bias.copy_from(&beta);
+    let yr = bnr.forward_mut(x.leaky_trace()).as_vec();
+    let y0 = bn
+        .try_forward_train(x.leaky_trace(), None)
+        .unwrap()
+        .as_vec();
+    let relu: Vec<f32> = y0.iter().map(|v| v.max(0.0)).collect();
+    assert_close(&yr, &relu, 1e-6, "bn + relu fused");
+}
+
+/// Central finite differences of `sum(f(x) * r)` at a few coordinates of `x` (a step small
+/// enough not to cross ReLU kinks here).
+fn finite_diff_check(
+    xv: &[f32],
+    shape: (usize, Const<2>, usize, usize),
+    analytic: &[f32],
+    mut loss: impl FnMut(Vec<f32>) -> f32,
+    what: &str,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let eps = 2e-3;
+    for _ in 0..12 {
+        let i = rng.gen_range(0..shape.num_elements());
+        let (mut p, mut m) = (xv.to_vec(), xv.to_vec());
+        p[i] += eps;
+        m[i] -= eps;
+        let fd = (loss(p) - loss(m)) / (2.0 * eps);
+        assert!(
+            (fd - analytic[i]).abs() < 2e-2 * (1.0 + fd.abs()),
+            "{what}[{i}]: finite difference {fd}, analytic {}",
+            analytic[i]
+        );
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let dev = Cpu::seed_from_u64(60);
+    let mut rng = ChaCha8Rng::seed_from_u64(60);
+    let shape = (3, Const::<2>, 6, 6);
+    let xv = rand_vec(&mut rng, shape.num_elements());
+    let r = rand_vec(&mut rng, shape.num_elements());
+
+    // sum(y * r) for the first elements of a fixed random r
+    let weighted = |y: Tensor<(usize, Const<2>, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>| {
+        let n = y.shape().num_elements();
+        let rt = dev.tensor_from_vec(r[..n].to_vec(), *y.shape());
+        (y * rt).sum::<Rank0, _>()
+    };
+
+    // conv (stride 2, padding 1) -> train-mode batch norm -> conv: smooth in x
+    type Net = (
+        cb::Conv2D<2, 3, 3, 2, 1>,
+        cb::BatchNorm2D<3>,
+        cb::Conv2D<3, 2, 3, 1, 1>,
+    );
+    let mut net = dev.build_module::<Net, f32>();
+    let x = dev.tensor_from_vec(xv.clone(), shape);
+    let g = weighted(net.forward_mut(x.leaky_trace()))
+        .backward()
+        .get(&x)
+        .as_vec();
+    finite_diff_check(
+        &xv,
+        shape,
+        &g,
+        |v| {
+            let x = dev.tensor_from_vec(v, shape);
+            weighted(net.forward_mut(x.leaky_trace())).array()
+        },
+        "conv-bn-conv",
+    );
+
+    // residual block (train mode)
+    let mut block = dev.build_module::<cb::BasicBlock<2>, f32>();
+    let x = dev.tensor_from_vec(xv.clone(), shape);
+    let g = weighted(block.forward_mut(x.leaky_trace()))
+        .backward()
+        .get(&x)
+        .as_vec();
+    finite_diff_check(
+        &xv,
+        shape,
+        &g,
+        |v| {
+            let x = dev.tensor_from_vec(v, shape);
+            weighted(block.forward_mut(x.leaky_trace())).array()
+        },
+        "basic block",
+    );
+
+    // downsampling block (train mode): stride 2, 2 -> 4 channels
+    let mut down = dev.build_module::<cb::DownsampleBlock<2, 4, 2>, f32>();
+    let weighted4 = |y: Tensor<(usize, Const<4>, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>| {
+        let n = y.shape().num_elements();
+        let rt = dev.tensor_from_vec(r[..n].to_vec(), *y.shape());
+        (y * rt).sum::<Rank0, _>()
+    };
+    let x = dev.tensor_from_vec(xv.clone(), shape);
+    let y = down.forward_mut(x.leaky_trace());
+    assert_eq!(*y.shape(), (3, Const::<4>, 3, 3));
+    let g = weighted4(y).backward().get(&x).as_vec();
+    finite_diff_check(
+        &xv,
+        shape,
+        &g,
+        |v| {
+            let x = dev.tensor_from_vec(v, shape);
+            weighted4(down.forward_mut(x.leaky_trace())).array()
+        },
+        "downsample block",
+    );
+}
