@@ -24,7 +24,7 @@ use crate::noise::Noise;
 use crate::op::{custom_op, BackwardErrors};
 use crate::solver::MapSolver;
 use crate::target::Target;
-use dfdx::shapes::{Const, Dim, HasShape};
+use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Cpu, Tape, Tensor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -349,8 +349,8 @@ impl Imle {
     }
 
     /// I-MLE on a `(B, N, M)` tensor of N independent blocks per example (e.g. the
-    /// discrete VAE's 20 blocks of 20 logits): reshapes to `(B·N, M)`, applies
-    /// [`Imle::apply`], and reshapes back.
+    /// discrete VAE's 20 blocks of 20 logits): each block of M is one MAP problem.
+    /// Shorthand for [`Imle::apply_rows`] with rows of length M.
     pub fn apply_blocks<
         B: Dim,
         const N: usize,
@@ -362,13 +362,49 @@ impl Imle {
         theta: Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>,
         solver: &S,
     ) -> Result<Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>> {
+        self.apply_rows(theta, M, solver)
+    }
+
+    /// I-MLE on a tensor of any shape, read as rows of `row_len` values (row-major):
+    /// reshapes to `(rows, row_len)`, applies [`Imle::apply`], and reshapes back.
+    ///
+    /// For a batch of K × K grids, `(B, K, K)` with `row_len = K·K`; for blocks of logits
+    /// `(B, N, M)` with `row_len = M`.
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use imle::{solver::GridShortestPath, Imle, Noise, Target};
+    /// let dev = Cpu::default();
+    /// // θ = −cost for two 3 × 3 grids of unit costs.
+    /// let theta: Tensor<Rank3<2, 3, 3>, f32, _> = dev.ones() * -1.0;
+    /// let imle = Imle::new(Target::pid(1.0)?, Noise::None);
+    /// let solver = GridShortestPath::new(3);
+    /// let paths = imle.apply_rows(theta, 9, &solver)?;
+    /// // The diagonal: 3 cells per grid.
+    /// assert_eq!(paths.as_vec().iter().sum::<f32>(), 6.0);
+    /// # Ok::<(), imle::Error>(())
+    /// ```
+    pub fn apply_rows<Sh: Shape, T: Tape<f32, Cpu>, S: MapSolver + Clone + 'static>(
+        &self,
+        theta: Tensor<Sh, f32, Cpu, T>,
+        row_len: usize,
+        solver: &S,
+    ) -> Result<Tensor<Sh, f32, Cpu, T>> {
         use dfdx::tensor_ops::ReshapeTo;
-        let (b, n, m) = *theta.shape();
+        let shape = *theta.shape();
+        let n = shape.num_elements();
+        if row_len == 0 || n % row_len != 0 {
+            return Err(Error::LengthMismatch {
+                what: "tensor size (a multiple of row_len)",
+                expected: row_len.max(1) * (n / row_len.max(1) + 1),
+                got: n,
+            });
+        }
         let flat = theta
-            .try_reshape_like(&(b.size() * n.size(), m))
+            .try_reshape_like(&(n / row_len, row_len))
             .map_err(Error::from)?;
         let z = self.apply(flat, solver)?;
-        z.try_reshape_like(&(b, n, m)).map_err(Error::from)
+        z.try_reshape_like(&shape).map_err(Error::from)
     }
 
     fn attach<S0: dfdx::shapes::Shape, S2: dfdx::shapes::Shape, T, S>(

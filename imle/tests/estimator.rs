@@ -355,3 +355,28 @@ fn same_seed_same_numbers() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
 }
+
+#[test]
+fn rows_helper_handles_grids_and_rejects_bad_row_lengths() {
+    use imle::solver::GridShortestPath;
+    let dev = Cpu::default();
+    // Two 3 × 3 grids; the second has an expensive centre, so the path goes around it.
+    let mut cost = vec![1.0f32; 18];
+    cost[9 + 4] = 50.0;
+    let theta = dev.tensor_from_vec(
+        cost.iter().map(|c| -c).collect(),
+        (Const::<2>, Const::<3>, Const::<3>),
+    );
+    let imle = Imle::new(Target::pid(1.0).unwrap(), Noise::None);
+    let z = imle
+        .apply_rows(theta.leaky_trace(), 9, &GridShortestPath::new(3))
+        .unwrap();
+    let zv = z.as_vec();
+    assert_eq!(&zv[..9], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(zv[9 + 4], 0.0);
+    assert_eq!(zv[9..].iter().sum::<f32>(), 4.0);
+    assert!(matches!(
+        imle.apply_rows(theta, 7, &GridShortestPath::new(3)),
+        Err(Error::LengthMismatch { .. })
+    ));
+}
