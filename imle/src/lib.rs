@@ -42,5 +42,11 @@ pub mod target;
 
 pub use error::{Error, Result};
 pub use estimator::{Imle, ImleSamples};
+pub use exact::KSubset;
 pub use noise::Noise;
 pub use target::Target;
+
+/// The README's example compiles and runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
