@@ -191,39 +191,46 @@ impl KSubset {
         self.marginals.iter().map(|m| m / self.tau).collect()
     }
 
-    /// An exact sample `z ~ p(z; θ)` written into `z` (length m): items are decided in
+    /// An exact sample `z ~ p(z; θ)` written into `z` (length m, else
+    /// [`Error::LengthMismatch`]): items are decided in
     /// order, item `i` being taken with probability
     /// `exp(θ_i/τ + B_{i+1}(r − 1) − B_i(r))`, where `r` is the number of ones still to
     /// place and `B` the backward table.
-    pub fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, z: &mut [f32]) {
+    pub fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, z: &mut [f32]) -> Result<()> {
         let (m, w) = (self.m(), self.k + 1);
-        assert_eq!(z.len(), m, "sample_into: z must have length m");
+        if z.len() != m {
+            return Err(Error::LengthMismatch {
+                what: "sample buffer z",
+                expected: m,
+                got: z.len(),
+            });
+        }
         let mut r = self.k;
-        for i in 0..m {
-            if r == 0 {
-                z[i] = 0.0;
-                continue;
-            }
-            if m - i == r {
-                z[i] = 1.0;
-                r -= 1;
-                continue;
-            }
-            let p = (self.scaled[i] + self.beta[(i + 1) * w + r - 1] - self.beta[i * w + r]).exp();
-            let u: f64 = rng.gen();
-            if u < p {
-                z[i] = 1.0;
+        for (i, zi) in z.iter_mut().enumerate() {
+            let take = if r == 0 {
+                false
+            } else if m - i == r {
+                true
+            } else {
+                let p =
+                    (self.scaled[i] + self.beta[(i + 1) * w + r - 1] - self.beta[i * w + r]).exp();
+                rng.gen::<f64>() < p
+            };
+            if take {
+                *zi = 1.0;
                 r -= 1;
             } else {
-                z[i] = 0.0;
+                *zi = 0.0;
             }
         }
+        Ok(())
     }
 
     /// An exact sample `z ~ p(z; θ)`: a 0/1 vector with exactly k ones.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
         let mut z = vec![0.0; self.m()];
-        self.sample_into(rng, &mut z);
+        // Cannot fail: z has length m.
+        let _ = self.sample_into(rng, &mut z);
         z
     }
 

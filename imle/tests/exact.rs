@@ -33,7 +33,7 @@ fn random_theta(rng: &mut ChaCha8Rng, m: usize, scale: f64) -> Vec<f64> {
 fn matches_brute_force_enumeration() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for m in [1usize, 2, 3, 5, 8, 12] {
-        for k in [1, (m + 1) / 2, m] {
+        for k in [1, m.div_ceil(2), m] {
             for tau in [0.3, 1.0, 2.5] {
                 let theta = random_theta(&mut rng, m, 3.0);
                 let p = KSubset::new(&theta, k, tau).unwrap();
@@ -98,7 +98,7 @@ fn exact_samples_have_the_exact_frequencies() {
     let n = 20_000;
     let mut z = vec![0.0f32; 5];
     for _ in 0..n {
-        p.sample_into(&mut rng, &mut z);
+        p.sample_into(&mut rng, &mut z).unwrap();
         let zf: Vec<f64> = z.iter().map(|&v| v as f64).collect();
         let idx = all.iter().position(|s| *s == zf).expect("a 2-subset state");
         counts[idx] += 1;
@@ -215,6 +215,11 @@ fn bad_input_returns_typed_errors() {
         Err(Error::InvalidProblem(_))
     ));
     assert_eq!(p.log_prob(&[1.0f32, 0.0, 0.0]).unwrap(), f64::NEG_INFINITY);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    assert!(matches!(
+        p.sample_into(&mut rng, &mut [0.0; 2]),
+        Err(Error::LengthMismatch { .. })
+    ));
     assert!(matches!(
         categorical::softmax(&[1.0f64, f64::INFINITY], 1.0),
         Err(Error::NonFinite { index: 1, .. })
