@@ -1,5 +1,42 @@
 //! Convolution, pooling and batch-norm layers for [dfdx](https://docs.rs/dfdx/0.13) 0.13 on
-//! stable Rust (CPU, `f32`), with their own fast backward passes (see the README).
+//! stable Rust (CPU, `f32`, NCHW), with their own backward passes: im2col + GEMM
+//! convolutions parallel over the batch with rayon, batch norm fused with ReLU and the
+//! residual addition.
+//!
+//! Layers are dfdx modules: name their builders (in [`builders`]) in a tuple with
+//! dfdx's own, build with `dev.build_module`, train with `forward_mut` on a traced input
+//! and any dfdx optimizer, save with `save_safetensors` / `save` (npz). The batch
+//! dimension and the spatial sizes are known at run time, channels and kernels at
+//! compile time.
+//!
+//! ```
+//! use dfdx::prelude::*;
+//! use dfdx::optim::{Adam, Optimizer};
+//! use imle_conv::builders as cb;
+//!
+//! type Net = (
+//!     (cb::UnbiasedConv2D<3, 16, 7, 2, 3>, cb::BatchNormReLU2D<16>, cb::MaxPool2D<3, 2, 1>),
+//!     cb::BasicBlock<16>,
+//!     cb::GlobalAvgPool,
+//!     Linear<16, 2>,
+//! );
+//! let dev = Cpu::seed_from_u64(0);
+//! let mut net = dev.build_module::<Net, f32>();
+//! let mut opt = Adam::new(&net, Default::default());
+//! let x: Tensor<(usize, Const<3>, usize, usize), f32, _> = dev.sample_normal_like(&(4, Const, 32, 32));
+//! let logits = net.forward_mut(x.trace(net.alloc_grads())); // train mode
+//! let grads = logits.square().mean().backward();
+//! opt.update(&mut net, &grads).unwrap();
+//! let eval: Tensor<(usize, Const<2>), f32, _> = net.forward(x); // eval mode
+//! ```
+//!
+//! Geometry errors (a kernel larger than the padded input, adaptive pooling of a size
+//! that is not a multiple, ...) are [`ConvError`]s from the functional ops and the
+//! `try_forward_checked` / `try_forward_train` methods. `Module::try_forward` must use
+//! dfdx's `CpuError` to compose with dfdx's layers, so there they panic with the same
+//! message, as dfdx does on mismatched runtime shapes.
+
+#![allow(clippy::type_complexity)] // dfdx tensor types are long by nature
 
 mod batchnorm;
 mod block;

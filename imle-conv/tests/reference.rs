@@ -1,6 +1,8 @@
 //! Forward and backward of every op against naive loop references on random small shapes
 //! (fixed seeds), plus error cases.
 
+#![allow(clippy::type_complexity)]
+
 use dfdx::prelude::*;
 use imle_conv::builders as cb;
 use imle_conv::*;

@@ -1,6 +1,8 @@
 //! End-to-end: a tiny CNN built as a tuple of layers learns a synthetic pattern with
 //! dfdx's Adam, and models save/load with dfdx's safetensors support.
 
+#![allow(clippy::type_complexity)]
+
 use dfdx::optim::{Adam, AdamConfig, Optimizer};
 use dfdx::prelude::*;
 use imle_conv::builders as cb;

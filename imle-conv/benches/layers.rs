@@ -1,0 +1,81 @@
+//! The two workloads:
+//! - the Warcraft encoder (ResNet18's first block): conv7x7/2 -> BN -> ReLU ->
+//!   maxpool 3x3/2/1 -> 2 x BasicBlock(64) -> maxpool 2x2 -> mean over channels,
+//!   input 70 x 3 x 96 x 96, forward (train mode) and forward + backward;
+//! - the L2X selector: three Conv1D(100, k=3, same) over 40 x 200 x 350 embeddings.
+//!
+//! `cargo bench -p imle-conv --bench layers`; the PyTorch counterpart is
+//! `benches/torch_reference.py`.
+#![allow(clippy::type_complexity)]
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dfdx::prelude::*;
+use imle_conv::builders as cb;
+
+type Encoder = (
+    (
+        cb::UnbiasedConv2D<3, 64, 7, 2, 3>,
+        cb::BatchNormReLU2D<64>,
+        cb::MaxPool2D<3, 2, 1>,
+    ),
+    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
+);
+type Selector = (
+    cb::Conv1D<200, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+);
+
+fn warcraft(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    let mut enc = dev.build_module::<Encoder, f32>();
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
+        dev.sample_normal_like(&(70, Const, 96, 96));
+    let mut grads = enc.alloc_grads();
+    let mut g = c.benchmark_group("warcraft_encoder_70x3x96x96");
+    g.sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(10));
+    g.bench_function("forward_train", |b| {
+        b.iter(|| {
+            let y = enc.forward_mut(x.trace(grads.clone()));
+            let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+            assert_eq!(cost.shape().1, 12);
+            cost
+        })
+    });
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            let y = enc.forward_mut(x.trace(grads.clone()));
+            let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+            let g2 = cost.sum::<Rank0, _>().backward();
+            enc.zero_grads(&mut grads);
+            g2
+        })
+    });
+    g.bench_function("forward_eval", |b| {
+        b.iter(|| {
+            enc.forward(x.clone())
+                .mean::<(usize, usize, usize), Axis<1>>()
+        })
+    });
+    g.finish();
+}
+
+fn l2x(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    let sel = dev.build_module::<Selector, f32>();
+    let x: Tensor<(usize, Const<200>, usize), f32, _> = dev.sample_normal_like(&(40, Const, 350));
+    let mut g = c.benchmark_group("l2x_selector_40x200x350");
+    g.sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(5));
+    g.bench_function("forward", |b| b.iter(|| sel.forward(x.clone())));
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| sel.forward(x.leaky_trace()).sum::<Rank0, _>().backward())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, warcraft, l2x);
+criterion_main!(benches);

@@ -1,0 +1,80 @@
+"""PyTorch (CPU) timings of the same two workloads as benches/layers.rs.
+
+    pip install torch && python imle-conv/benches/torch_reference.py
+
+Prints the median of 10 runs (after 2 warm-ups) for each case.
+"""
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + x)
+
+
+def median_time(f, runs=10, warmup=2):
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main():
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    enc = nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1), BasicBlock(64), BasicBlock(64), nn.MaxPool2d(2, 2),
+    ).train()
+    x = torch.randn(70, 3, 96, 96)
+
+    def fwd():
+        with torch.no_grad():
+            return enc(x).mean(1)
+
+    def fwd_bwd():
+        enc.zero_grad()
+        enc(x).mean(1).sum().backward()
+
+    print(f"warcraft encoder forward (train mode, no grad): {median_time(fwd):.4f} s")
+    print(f"warcraft encoder forward+backward:              {median_time(fwd_bwd):.4f} s")
+    enc.eval()
+    print(f"warcraft encoder forward (eval):                {median_time(fwd):.4f} s")
+
+    sel = nn.Sequential(
+        nn.Conv1d(200, 100, 3, padding="same"), nn.ReLU(),
+        nn.Conv1d(100, 100, 3, padding="same"), nn.ReLU(),
+        nn.Conv1d(100, 100, 3, padding="same"),
+    )
+    e = torch.randn(40, 200, 350)
+
+    def sel_fwd():
+        with torch.no_grad():
+            return sel(e)
+
+    def sel_fwd_bwd():
+        sel.zero_grad()
+        sel(e.requires_grad_()).sum().backward()
+
+    print(f"l2x selector forward:          {median_time(sel_fwd):.4f} s")
+    print(f"l2x selector forward+backward: {median_time(sel_fwd_bwd):.4f} s")
+
+
+if __name__ == "__main__":
+    main()
