@@ -410,14 +410,31 @@ pub fn perturbed(dpo: Perturbed) -> impl GradientEstimator {
     from_op(move |theta, p: &Problem, seed| dpo.clone().seed(seed).apply(theta, &TopK::new(p.k())))
 }
 
-/// SoftSub (its k should be the problem's); the loss is evaluated at the relaxed sample.
+/// SoftSub (its k must be the problem's); the loss is evaluated at the relaxed sample.
 pub fn softsub(softsub: SoftSub) -> impl GradientEstimator {
-    from_op(move |theta, _p: &Problem, seed| softsub.clone().seed(seed).apply(theta))
+    from_op(move |theta, p: &Problem, seed| {
+        same_k("SoftSub", softsub.k(), p)?;
+        softsub.clone().seed(seed).apply(theta)
+    })
 }
 
-/// L2X (its k should be the problem's); the loss is evaluated at the relaxed sample.
+fn same_k(what: &str, k: usize, p: &Problem) -> Result<()> {
+    if k == p.k() {
+        Ok(())
+    } else {
+        Err(Error::InvalidProblem(format!(
+            "{what} has k = {k} but the problem has k = {}",
+            p.k()
+        )))
+    }
+}
+
+/// L2X (its k must be the problem's); the loss is evaluated at the relaxed sample.
 pub fn l2x(l2x: L2x) -> impl GradientEstimator {
-    from_op(move |theta, _p: &Problem, seed| l2x.clone().seed(seed).apply(theta))
+    from_op(move |theta, p: &Problem, seed| {
+        same_k("L2X", l2x.k(), p)?;
+        l2x.clone().seed(seed).apply(theta)
+    })
 }
 
 /// The score-function estimator with exact samples of the problem's distribution (its k
