@@ -1,0 +1,261 @@
+//! Writing results: atomic files, JSON run records and CSV tables (polars).
+//!
+//! Every file is written to a temporary file in the destination folder and then
+//! renamed over the destination, so an interrupted run never leaves a half-written
+//! result: readers see either the previous complete file or the new complete file.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
+/// Creates the parent folder if needed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().ok();
+        drop(f);
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    result
+}
+
+/// A temporary path next to `path` for writers that need a file name (e.g. the PNG
+/// encoder); pass it to [`commit_tmp`] once the file is complete.
+pub fn tmp_path(path: &Path) -> Result<PathBuf> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    // Keep the extension last: some encoders pick the format from it.
+    Ok(dir.join(format!(".tmp-{}-{name}", std::process::id())))
+}
+
+/// Renames a complete temporary file (from [`tmp_path`]) onto its destination.
+pub fn commit_tmp(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    write_atomic(path, s.as_bytes())
+}
+
+/// The record of one run, written as `<experiment>.json`.
+///
+/// `figures/README.md` is regenerated from these records (see
+/// [`crate::experiments::write_readme`]): its numbers are always measured ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord<C, D, S> {
+    /// Experiment name (`fig2`, `fig3`, ...), also the stem of its files.
+    pub experiment: String,
+    /// Human-readable title.
+    pub title: String,
+    /// The command line that produced this record (arguments after the binary name).
+    pub command: String,
+    /// `quick` or `full`.
+    pub profile: crate::experiments::Profile,
+    /// The base seed; every repetition derives its own seed from it.
+    pub seed: u64,
+    /// The number of rayon threads requested (`None`: rayon's default). Numbers do not
+    /// depend on it.
+    pub threads: Option<usize>,
+    /// The resolved configuration (every hyper-parameter).
+    pub config: C,
+    /// Per-step / per-epoch values.
+    pub data: D,
+    /// The headline numbers.
+    pub summary: S,
+    /// Wall-clock seconds of the run.
+    pub elapsed_seconds: f64,
+    /// Version of the `imle-paper` crate.
+    pub crate_version: String,
+    /// The files written next to this record (names relative to the output folder).
+    pub files: Vec<String>,
+    /// Markdown section for `figures/README.md`: the paper's values beside ours.
+    pub readme: String,
+}
+
+/// One column of a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    /// Floating-point values (NaN allowed).
+    F64(Vec<f64>),
+    /// Integers.
+    I64(Vec<i64>),
+    /// Strings.
+    Str(Vec<String>),
+    /// Booleans.
+    Bool(Vec<bool>),
+}
+
+impl ColumnData {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::F64(v) => v.len(),
+            ColumnData::I64(v) => v.len(),
+            ColumnData::Str(v) => v.len(),
+            ColumnData::Bool(v) => v.len(),
+        }
+    }
+    /// Whether the column is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A small column-oriented table, written as CSV with polars.
+///
+/// ```
+/// use imle_paper::output::Table;
+/// let t = Table::new()
+///     .str("method", vec!["imle".into(), "ste".into()])
+///     .f64("loss", vec![0.5, 1.0]);
+/// assert_eq!(t.height(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    /// `(name, values)` in column order.
+    pub columns: Vec<(String, ColumnData)>,
+}
+
+impl Table {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Appends a float column.
+    pub fn f64(mut self, name: &str, values: Vec<f64>) -> Self {
+        self.columns.push((name.into(), ColumnData::F64(values)));
+        self
+    }
+    /// Appends an integer column.
+    pub fn i64(mut self, name: &str, values: Vec<i64>) -> Self {
+        self.columns.push((name.into(), ColumnData::I64(values)));
+        self
+    }
+    /// Appends a string column.
+    pub fn str(mut self, name: &str, values: Vec<String>) -> Self {
+        self.columns.push((name.into(), ColumnData::Str(values)));
+        self
+    }
+    /// Appends a boolean column.
+    pub fn bool(mut self, name: &str, values: Vec<bool>) -> Self {
+        self.columns.push((name.into(), ColumnData::Bool(values)));
+        self
+    }
+    /// Number of rows (of the first column).
+    pub fn height(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.1.len())
+    }
+
+    /// The table as a polars `DataFrame`.
+    #[cfg(feature = "csv")]
+    pub fn to_polars(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::*;
+        let cols: Vec<Column> = self
+            .columns
+            .iter()
+            .map(|(name, data)| {
+                let name = PlSmallStr::from(name.as_str());
+                match data {
+                    ColumnData::F64(v) => Column::new(name, v),
+                    ColumnData::I64(v) => Column::new(name, v),
+                    ColumnData::Str(v) => Column::new(name, v),
+                    ColumnData::Bool(v) => Column::new(name, v),
+                }
+            })
+            .collect();
+        Ok(DataFrame::new(cols)?)
+    }
+
+    /// The table as CSV text (header + rows), written by polars.
+    #[cfg(feature = "csv")]
+    pub fn to_csv(&self) -> Result<Vec<u8>> {
+        use polars::prelude::*;
+        let mut df = self.to_polars()?;
+        let mut buf = Vec::new();
+        CsvWriter::new(&mut buf)
+            .include_header(true)
+            .finish(&mut df)?;
+        Ok(buf)
+    }
+
+    /// Without the `csv` feature there is no CSV writer.
+    #[cfg(not(feature = "csv"))]
+    pub fn to_csv(&self) -> Result<Vec<u8>> {
+        anyhow::bail!(
+            "CSV output is disabled: imle-paper was built without its `csv` feature (polars)"
+        )
+    }
+
+    /// Writes the table as CSV, atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let bytes = self
+            .to_csv()
+            .with_context(|| format!("building CSV for {}", path.display()))?;
+        write_atomic(path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/x.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(feature = "csv")]
+    #[test]
+    fn csv_has_header_and_rows() {
+        let t = Table::new()
+            .str("m", vec!["a".into(), "b".into()])
+            .f64("v", vec![1.5, f64::NAN])
+            .i64("i", vec![1, 2]);
+        let s = String::from_utf8(t.to_csv().unwrap()).unwrap();
+        let lines: Vec<_> = s.lines().collect();
+        assert_eq!(lines[0], "m,v,i");
+        assert_eq!(lines[1], "a,1.5,1");
+        assert_eq!(lines.len(), 3);
+    }
+}
