@@ -61,6 +61,10 @@ pub struct Imle {
     errors: BackwardErrors,
 }
 
+/// A `(B, N, M)` tensor of N blocks of M values per example.
+pub type Blocks<B, const N: usize, const M: usize, T> =
+    Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>;
+
 /// The S perturb-and-MAP samples of one forward pass and what their backward needs.
 #[derive(Debug, Clone)]
 pub struct ImleSamples {
@@ -287,7 +291,7 @@ impl Imle {
         solver.solve_batch(&thetas, m, &mut z_target)?;
 
         let mut grad = vec![0.0; fwd.theta.len()];
-        for r in 0..rows {
+        for (r, lambda) in lambdas.iter().enumerate() {
             let b = r / s;
             let base = r * points * m;
             let mut scale = 1.0 / s as f32;
@@ -295,7 +299,7 @@ impl Imle {
                 scale *= 0.5;
             }
             if self.scale_by_lambda {
-                if let Some(l) = lambdas[r] {
+                if let Some(l) = lambda {
                     scale /= l;
                 }
             }
@@ -359,9 +363,9 @@ impl Imle {
         S: MapSolver + Clone + 'static,
     >(
         &self,
-        theta: Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>,
+        theta: Blocks<B, N, M, T>,
         solver: &S,
-    ) -> Result<Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>> {
+    ) -> Result<Blocks<B, N, M, T>> {
         self.apply_rows(theta, M, solver)
     }
 

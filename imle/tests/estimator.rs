@@ -361,7 +361,7 @@ fn rows_helper_handles_grids_and_rejects_bad_row_lengths() {
     use imle::solver::GridShortestPath;
     let dev = Cpu::default();
     // Two 3 × 3 grids; the second has an expensive centre, so the path goes around it.
-    let mut cost = vec![1.0f32; 18];
+    let mut cost = [1.0f32; 18];
     cost[9 + 4] = 50.0;
     let theta = dev.tensor_from_vec(
         cost.iter().map(|c| -c).collect(),
