@@ -19,15 +19,14 @@
 //! [`Imle::apply_samples`] returns all S samples as rows `(b, s)` like torch-imle, each
 //! with its own upstream gradient.
 
+use crate::baselines::check_rows;
 use crate::error::{check_finite, check_positive, Error, Result};
-use crate::noise::Noise;
+use crate::noise::{Noise, Seeds};
 use crate::op::{custom_op, BackwardErrors};
 use crate::solver::MapSolver;
 use crate::target::Target;
 use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Cpu, Tape, Tensor};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Configuration and state of the I-MLE estimator.
 ///
@@ -56,8 +55,7 @@ pub struct Imle {
     reuse_noise: bool,
     two_sided: bool,
     scale_by_lambda: bool,
-    seed: u64,
-    calls: Arc<AtomicU64>,
+    seeds: Seeds,
     errors: BackwardErrors,
 }
 
@@ -103,14 +101,6 @@ impl ImleSamples {
     }
 }
 
-fn mix(seed: u64, n: u64) -> u64 {
-    // SplitMix64 finaliser: distinct, well-spread seeds per call.
-    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Imle {
     /// I-MLE with the given target and noise, S = 1, temperatures 1, the forward noise
     /// reused for the target, one-sided, no 1/λ scaling, seed 0.
@@ -124,8 +114,7 @@ impl Imle {
             reuse_noise: true,
             two_sided: false,
             scale_by_lambda: false,
-            seed: 0,
-            calls: Arc::new(AtomicU64::new(0)),
+            seeds: Seeds::new(0),
             errors: BackwardErrors::default(),
         }
     }
@@ -161,9 +150,10 @@ impl Imle {
         self
     }
     /// Seed of all noise; the same seed and the same sequence of calls give the same numbers.
+    /// Forward call `n` draws its noise with [`crate::noise::call_seed`]`(seed, 2n)` and a
+    /// fresh target noise (if not reused) with `call_seed(seed, 2n + 1)`.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self.calls = Arc::new(AtomicU64::new(0));
+        self.seeds = Seeds::new(seed);
         self
     }
 
@@ -200,17 +190,9 @@ impl Imle {
     ) -> Result<ImleSamples> {
         self.validate()?;
         solver.check_len(m)?;
-        if theta.len() % m != 0 {
-            return Err(Error::LengthMismatch {
-                what: "theta (a multiple of m)",
-                expected: (theta.len() / m + 1) * m,
-                got: theta.len(),
-            });
-        }
-        check_finite("theta", theta)?;
-        let call = self.calls.fetch_add(1, Ordering::Relaxed);
-        let noise_seed = mix(self.seed, 2 * call);
-        let target_seed = mix(self.seed, 2 * call + 1);
+        check_rows(theta, m)?;
+        let noise_seed = self.seeds.next();
+        let target_seed = self.seeds.next();
         let s = self.samples;
         let mut noise = vec![0.0; theta.len() * s];
         self.noise.fill(noise_seed, &mut noise);

@@ -18,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, Open01};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Gumbel(0, τ): `−τ · ln(−ln U)`, `U ~ Uniform(0, 1)`.
 ///
@@ -214,5 +216,37 @@ impl Distribution<f64> for Noise {
 impl Distribution<f32> for Noise {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
         Distribution::<f64>::sample(self, rng) as f32
+    }
+}
+
+/// The seed with which call number `call` of an op seeded with `seed` draws its noise
+/// (a SplitMix64 mix of the two). Exposed so that tests and experiments can reproduce an
+/// op's noise, e.g. for common random numbers.
+pub fn call_seed(seed: u64, call: u64) -> u64 {
+    let mut z = seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x2545_F491_4F6C_DD1D);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed and a call counter shared by clones of an op.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seeds {
+    seed: u64,
+    calls: Arc<AtomicU64>,
+}
+
+impl Seeds {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            calls: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The noise seed of the next call.
+    pub(crate) fn next(&self) -> u64 {
+        call_seed(self.seed, self.calls.fetch_add(1, Ordering::Relaxed))
     }
 }
