@@ -1,9 +1,13 @@
 """PyTorch (CPU) timings of the same two workloads as benches/layers.rs.
 
-    pip install torch && python imle-conv/benches/torch_reference.py
+    pip install torch && python imle-conv/benches/torch_reference.py [runs]
 
-Prints the median of 10 runs (after 2 warm-ups) for each case.
+Prints the median, min and max of `runs` (default 10) runs after 2 warm-ups for each case.
+Uses 2 threads (the benchmark machine's cores; `TORCH_THREADS` overrides) and, as dfdx
+does for a traced input, computes the input's gradient in the backward passes.
 """
+import os
+import sys
 import statistics
 import time
 
@@ -24,7 +28,11 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(y)) + x)
 
 
-def median_time(f, runs=10, warmup=2):
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+
+
+def median_time(f, runs=None, warmup=2):
+    runs = runs or RUNS
     for _ in range(warmup):
         f()
     ts = []
@@ -32,10 +40,11 @@ def median_time(f, runs=10, warmup=2):
         t = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return f"{statistics.median(ts):.4f} s (min {min(ts):.4f}, max {max(ts):.4f})"
 
 
 def main():
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     enc = nn.Sequential(
@@ -48,14 +57,17 @@ def main():
         with torch.no_grad():
             return enc(x).mean(1)
 
+    xg = x.clone().requires_grad_()
+
     def fwd_bwd():
         enc.zero_grad()
-        enc(x).mean(1).sum().backward()
+        xg.grad = None
+        enc(xg).mean(1).sum().backward()
 
-    print(f"warcraft encoder forward (train mode, no grad): {median_time(fwd):.4f} s")
-    print(f"warcraft encoder forward+backward:              {median_time(fwd_bwd):.4f} s")
+    print(f"warcraft encoder forward (train mode, no grad): {median_time(fwd)}")
+    print(f"warcraft encoder forward+backward:              {median_time(fwd_bwd)}")
     enc.eval()
-    print(f"warcraft encoder forward (eval):                {median_time(fwd):.4f} s")
+    print(f"warcraft encoder forward (eval):                {median_time(fwd)}")
 
     sel = nn.Sequential(
         nn.Conv1d(200, 100, 3, padding="same"), nn.ReLU(),
@@ -68,12 +80,15 @@ def main():
         with torch.no_grad():
             return sel(e)
 
+    eg = e.clone().requires_grad_()
+
     def sel_fwd_bwd():
         sel.zero_grad()
-        sel(e.requires_grad_()).sum().backward()
+        eg.grad = None
+        sel(eg).sum().backward()
 
-    print(f"l2x selector forward:          {median_time(sel_fwd):.4f} s")
-    print(f"l2x selector forward+backward: {median_time(sel_fwd_bwd):.4f} s")
+    print(f"l2x selector forward:          {median_time(sel_fwd)}")
+    print(f"l2x selector forward+backward: {median_time(sel_fwd_bwd)}")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,127 @@ pub enum BnMode<'a, const C: usize> {
 }
 
 /// `f(c, n_chan)` for every channel, in parallel.
-fn channel_sums(n_chan: usize, f: impl Fn(usize, usize) -> (f64, f64) + Sync) -> Vec<(f64, f64)> {
+fn channel_sums<R: Send>(n_chan: usize, f: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
     (0..n_chan).into_par_iter().map(|c| f(c, n_chan)).collect()
+}
+
+/// Lanes of the f32 accumulators below: wide enough for the compiler to vectorise.
+const LANES: usize = 16;
+
+/// Sum of a slice, accumulated in `LANES` f32 lanes.
+#[inline]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Sum of squared deviations from `m`, accumulated in `LANES` f32 lanes.
+#[inline]
+fn lane_sq_dev(x: &[f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += (v - m) * (v - m);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// The gradient reaching the affine output: `g` where the forward output `y` was
+/// positive (or everywhere without ReLU).
+#[inline(always)]
+fn mask<const RELU: bool>(g: f32, y: f32) -> f32 {
+    if RELU && y.max(0.0) <= 0.0 {
+        0.0
+    } else {
+        g
+    }
+}
+
+/// Per plane `(sum g', sum g' * (x - m))` where `g' = mask(g, a * x + b + r)`, in f32
+/// lanes; `r` is the residual plane (or empty).
+#[inline]
+fn plane_grad_sums<const RELU: bool>(
+    x: &[f32],
+    g: &[f32],
+    r: &[f32],
+    (a, b, m): (f32, f32, f32),
+) -> (f32, f32) {
+    let (mut s1, mut s2) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (mut t1, mut t2) = (0.0f32, 0.0f32);
+    if r.is_empty() {
+        let (xc, gc) = (x.chunks_exact(LANES), g.chunks_exact(LANES));
+        for (&x, &g) in xc.remainder().iter().zip(gc.remainder()) {
+            let g = mask::<RELU>(g, a * x + b);
+            t1 += g;
+            t2 += g * (x - m);
+        }
+        for (xc, gc) in xc.zip(gc) {
+            for l in 0..LANES {
+                let g = mask::<RELU>(gc[l], a * xc[l] + b);
+                s1[l] += g;
+                s2[l] += g * (xc[l] - m);
+            }
+        }
+    } else {
+        let (xc, gc, rc) = (
+            x.chunks_exact(LANES),
+            g.chunks_exact(LANES),
+            r.chunks_exact(LANES),
+        );
+        for ((&x, &g), &r) in xc
+            .remainder()
+            .iter()
+            .zip(gc.remainder())
+            .zip(rc.remainder())
+        {
+            let g = mask::<RELU>(g, a * x + b + r);
+            t1 += g;
+            t2 += g * (x - m);
+        }
+        for ((xc, gc), rc) in xc.zip(gc).zip(rc) {
+            for l in 0..LANES {
+                let g = mask::<RELU>(gc[l], a * xc[l] + b + rc[l]);
+                s1[l] += g;
+                s2[l] += g * (xc[l] - m);
+            }
+        }
+    }
+    (s1.iter().sum::<f32>() + t1, s2.iter().sum::<f32>() + t2)
+}
+
+/// Adds the gradients of one plane: `gx += k * g' - k * mg - c1 * (x - m)` and
+/// `gr += g'` (if `gr` is not empty), `g'` as in [`plane_grad_sums`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn plane_grad_apply<const RELU: bool>(
+    x: &[f32],
+    g: &[f32],
+    r: &[f32],
+    gx: &mut [f32],
+    gr: &mut [f32],
+    (a, b, m): (f32, f32, f32),
+    (k, kmg, c1): (f32, f32, f32),
+) {
+    let res = !r.is_empty();
+    for j in 0..x.len() {
+        let xj = x[j];
+        let y = if res { a * xj + b + r[j] } else { a * xj + b };
+        let gm = mask::<RELU>(g[j], y);
+        gx[j] += k * gm - kmg - c1 * (xj - m);
+        if !gr.is_empty() {
+            gr[j] += gm;
+        }
+    }
 }
 
 /// Normalises `x` of shape `(batch, C, h, w)` per channel, then `scale * x_hat + bias`,
@@ -63,6 +182,28 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
     residual: Option<Tensor<(B, Const<C>, H, W), f32, Cpu, T>>,
     relu: bool,
 ) -> Result<Tensor<(B, Const<C>, H, W), f32, Cpu, T>, ConvError> {
+    if relu {
+        batch_norm2d_impl::<B, C, H, W, T, true>(x, scale, bias, mode, epsilon, residual)
+    } else {
+        batch_norm2d_impl::<B, C, H, W, T, false>(x, scale, bias, mode, epsilon, residual)
+    }
+}
+
+fn batch_norm2d_impl<
+    B: Dim,
+    const C: usize,
+    H: Dim,
+    W: Dim,
+    T: Tape<f32, Cpu> + Merge<T>,
+    const RELU: bool,
+>(
+    x: Tensor<(B, Const<C>, H, W), f32, Cpu, T>,
+    scale: &Tensor<Rank1<C>, f32, Cpu>,
+    bias: &Tensor<Rank1<C>, f32, Cpu>,
+    mode: BnMode<'_, C>,
+    epsilon: f32,
+    residual: Option<Tensor<(B, Const<C>, H, W), f32, Cpu, T>>,
+) -> Result<Tensor<(B, Const<C>, H, W), f32, Cpu, T>, ConvError> {
     let shape = *x.shape();
     let hw = shape.2.size() * shape.3.size();
     let n = shape.0.size() * hw;
@@ -76,9 +217,9 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
             let (rv, r) = read(r)?;
             let (r, rt) = r.split_tape();
             tape = tape.merge(rt);
-            (Some(rv), Some(r.ghost()))
+            (rv, Some(r.ghost()))
         }
-        None => (None, None),
+        None => (Vec::new(), None),
     };
     let mut gamma = vec![0.0; C];
     scale.copy_into(&mut gamma);
@@ -98,15 +239,22 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
                     "batch (training needs more than one value per channel)",
                 ));
             }
+            // Per plane: mean and squared deviations in f32 lanes (two passes over a
+            // plane that stays in cache); planes combined in f64 (Chan et al.).
             let stats = channel_sums(C, |c, nc| {
-                let planes = xv.chunks(hw).skip(c).step_by(nc);
-                let s: f64 = planes
-                    .clone()
-                    .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                    .sum();
-                let m = s / n as f64;
+                let planes: Vec<(f64, f64)> = xv
+                    .chunks(hw)
+                    .skip(c)
+                    .step_by(nc)
+                    .map(|p| {
+                        let m = lane_sum(p) / hw as f32;
+                        (m as f64, lane_sq_dev(p, m) as f64)
+                    })
+                    .collect();
+                let m = planes.iter().map(|p| p.0).sum::<f64>() / planes.len() as f64;
                 let q: f64 = planes
-                    .map(|p| p.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>())
+                    .iter()
+                    .map(|&(pm, pq)| pq + hw as f64 * (pm - m) * (pm - m))
                     .sum();
                 (m, q / n as f64)
             });
@@ -141,32 +289,28 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
     let a: Vec<f32> = (0..C).map(|c| gamma[c] * inv_std[c]).collect();
     let b: Vec<f32> = (0..C).map(|c| beta[c] - mean[c] * a[c]).collect();
     let mut out = vec![0.0; xv.len()];
-    out.par_chunks_mut(hw)
-        .zip(xv.par_chunks(hw))
+    let planes = crate::pool::planes_per_task(hw);
+    out.par_chunks_mut(hw * planes)
+        .zip(xv.par_chunks(hw * planes))
         .enumerate()
-        .for_each(|(i, (o, xp))| {
-            let (a, b) = (a[i % C], b[i % C]);
-            match &rv {
-                Some(rv) => {
+        .for_each(|(t, (o, xp))| {
+            for (i, (o, xp)) in o.chunks_mut(hw).zip(xp.chunks(hw)).enumerate() {
+                let i = t * planes + i;
+                let (a, b) = (a[i % C], b[i % C]);
+                if rv.is_empty() {
+                    for (o, &x) in o.iter_mut().zip(xp) {
+                        let y = a * x + b;
+                        *o = if RELU { y.max(0.0) } else { y };
+                    }
+                } else {
                     let rp = &rv[i * hw..(i + 1) * hw];
                     for ((o, &x), &r) in o.iter_mut().zip(xp).zip(rp) {
                         let y = a * x + b + r;
-                        *o = if relu { y.max(0.0) } else { y };
-                    }
-                }
-                None => {
-                    for (o, &x) in o.iter_mut().zip(xp) {
-                        let y = a * x + b;
-                        *o = if relu { y.max(0.0) } else { y };
+                        *o = if RELU { y.max(0.0) } else { y };
                     }
                 }
             }
         });
-    let yv = if relu && T::OWNS_TAPE {
-        out.clone()
-    } else {
-        Vec::new()
-    };
     let out = x.device().try_tensor_from_vec(out, shape)?;
 
     if T::OWNS_TAPE {
@@ -177,30 +321,27 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
             grads.try_alloc_for(&sg)?;
             grads.try_alloc_for(&bg)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            // the gradient reaching the affine output (through ReLU's mask)
-            let masked = |i: usize, j: usize| -> f32 {
-                if relu && yv[i * hw + j] <= 0.0 {
-                    0.0
+            let rplane = |i: usize| -> &[f32] {
+                if rv.is_empty() {
+                    &[]
                 } else {
-                    gout[i * hw + j]
+                    &rv[i * hw..(i + 1) * hw]
                 }
             };
-            // per channel: sum g, sum g * x_hat
+            // per channel: sum g', sum g' * (x - mean)
             let sums = channel_sums(C, |c, nc| {
-                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                let (m, is) = (mean[c], inv_std[c]);
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
                 for i in (c..xv.len() / hw).step_by(nc) {
-                    let xp = &xv[i * hw..(i + 1) * hw];
-                    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-                    for (j, &x) in xp.iter().enumerate() {
-                        let g = masked(i, j);
-                        s1 += g;
-                        s2 += g * (x - m) * is;
-                    }
-                    sg += s1 as f64;
-                    sgx += s2 as f64;
+                    let (t1, t2) = plane_grad_sums::<RELU>(
+                        &xv[i * hw..(i + 1) * hw],
+                        &gout[i * hw..(i + 1) * hw],
+                        rplane(i),
+                        (a[c], b[c], mean[c]),
+                    );
+                    s1 += t1 as f64;
+                    s2 += t2 as f64;
                 }
-                (sg, sgx)
+                (s1, s2 * inv_std[c] as f64)
             });
             {
                 let gs: &mut Vec<f32> = grads.get_or_alloc_mut(&sg)?;
@@ -212,34 +353,71 @@ pub fn batch_norm2d<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu> + 
                     *g += s.0 as f32;
                 }
             }
-            if let Some(rg) = &res_ghost {
-                let gr: &mut Vec<f32> = grads.get_or_alloc_mut(rg)?;
-                gr.par_chunks_mut(hw).enumerate().for_each(|(i, gr)| {
-                    for (j, g) in gr.iter_mut().enumerate() {
-                        *g += masked(i, j);
-                    }
-                });
+            let mut gr = match &res_ghost {
+                Some(rg) => {
+                    grads.try_alloc_for(rg)?;
+                    std::mem::take(&mut **grads.get_or_alloc_mut(rg)?)
+                }
+                None => Vec::new(),
+            };
+            let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
+            // `residual` may be `x` itself (same gradient buffer, taken above as `gr`)
+            let aliased = res_ghost.is_some() && gx.is_empty();
+            if aliased {
+                gx = std::mem::take(&mut gr);
+                gr = vec![0.0; gx.len()];
             }
-            let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
             let nf = n as f32;
-            gx.par_chunks_mut(hw)
-                .zip(xv.par_chunks(hw))
-                .enumerate()
-                .for_each(|(i, (gx, xp))| {
-                    let c = i % C;
+            // per channel: gx = k * g' - k * mean(g') - k * is * mean(g' x_hat) * (x - m)
+            let coef: Vec<(f32, f32, f32)> = (0..C)
+                .map(|c| {
                     let k = gamma[c] * inv_std[c];
                     if train {
                         let (mg, mgx) = (sums[c].0 as f32 / nf, sums[c].1 as f32 / nf);
-                        for (j, (g, &x)) in gx.iter_mut().zip(xp).enumerate() {
-                            let xh = (x - mean[c]) * inv_std[c];
-                            *g += k * (masked(i, j) - mg - xh * mgx);
-                        }
+                        (k, k * mg, k * inv_std[c] * mgx)
                     } else {
-                        for (j, g) in gx.iter_mut().enumerate() {
-                            *g += k * masked(i, j);
-                        }
+                        (k, 0.0, 0.0)
                     }
-                });
+                })
+                .collect();
+            let planes = crate::pool::planes_per_task(hw);
+            let work = |t: usize, gx: &mut [f32], gr: &mut [f32]| {
+                let np = gx.len() / hw;
+                for q in 0..np {
+                    let i = t * planes + q;
+                    let c = i % C;
+                    let gr = if gr.is_empty() {
+                        &mut [][..]
+                    } else {
+                        &mut gr[q * hw..(q + 1) * hw]
+                    };
+                    plane_grad_apply::<RELU>(
+                        &xv[i * hw..(i + 1) * hw],
+                        &gout[i * hw..(i + 1) * hw],
+                        rplane(i),
+                        &mut gx[q * hw..(q + 1) * hw],
+                        gr,
+                        (a[c], b[c], mean[c]),
+                        coef[c],
+                    );
+                }
+            };
+            if gr.is_empty() {
+                gx.par_chunks_mut(hw * planes)
+                    .enumerate()
+                    .for_each(|(t, gx)| work(t, gx, &mut []));
+            } else {
+                gx.par_chunks_mut(hw * planes)
+                    .zip(gr.par_chunks_mut(hw * planes))
+                    .enumerate()
+                    .for_each(|(t, (gx, gr))| work(t, gx, gr));
+            }
+            if aliased {
+                gx.iter_mut().zip(&gr).for_each(|(g, r)| *g += r);
+            } else if let Some(rg) = &res_ghost {
+                **grads.get_or_alloc_mut(rg)? = gr;
+            }
+            **grads.get_or_alloc_mut(&xg)? = gx;
             **grads.get_or_alloc_mut(&og)? = gout;
             Ok(())
         });

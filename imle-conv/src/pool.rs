@@ -14,7 +14,7 @@ use crate::error::{or_panic, ConvError};
 use crate::kernel::Geom;
 
 /// Planes per parallel task: enough work to amortise rayon's overhead.
-fn planes_per_task(plane: usize) -> usize {
+pub(crate) fn planes_per_task(plane: usize) -> usize {
     (16384 / plane.max(1)).max(1)
 }
 

@@ -623,3 +623,38 @@ fn gradients_match_finite_differences() {
         "downsample block",
     );
 }
+
+/// The residual of the fused batch norm may be its own input: both gradient paths add up.
+#[test]
+fn batch_norm_residual_may_alias_its_input() {
+    const C: usize = 2;
+    let dev = Cpu::seed_from_u64(70);
+    let mut rng = ChaCha8Rng::seed_from_u64(70);
+    let shape = (3, Const::<C>, 4, 5);
+    let xv = rand_vec(&mut rng, shape.num_elements());
+    let bn = dev.build_module::<cb::BatchNorm2D<C>, f32>();
+    let run = |aliased: bool| -> Vec<f32> {
+        let x = dev.tensor_from_vec(xv.clone(), shape);
+        let xt = x.leaky_trace();
+        let (res, r) = if aliased {
+            (x.leaky_trace(), None)
+        } else {
+            let r = dev.tensor_from_vec(xv.clone(), shape);
+            (r.leaky_trace(), Some(r))
+        };
+        let mode = BnMode::Eval {
+            running_mean: &bn.running_mean,
+            running_var: &bn.running_var,
+        };
+        let y = batch_norm2d(xt, &bn.scale, &bn.bias, mode, 1e-5, Some(res), true).unwrap();
+        let grads = y.sum::<Rank0, _>().backward();
+        let mut g = grads.get(&x).as_vec();
+        if let Some(r) = r {
+            g.iter_mut()
+                .zip(grads.get(&r).as_vec())
+                .for_each(|(a, b)| *a += b);
+        }
+        g
+    };
+    assert_close(&run(true), &run(false), 1e-6, "aliased residual");
+}

@@ -1,0 +1,77 @@
+//! Quick timing loop of the Warcraft encoder and the L2X selector (same workloads as
+//! `benches/layers.rs`), for profiling: `cargo run -p imle-conv --release --example
+//! encoder_timing -- [iters] [which]` with `which` one of `fb` (default), `fwd`, `eval`,
+//! `l2x`, `l2xf`. Prints each iteration's time.
+#![allow(clippy::type_complexity)]
+
+use dfdx::prelude::*;
+use imle_conv::builders as cb;
+use std::time::Instant;
+
+type Encoder = (
+    (
+        cb::UnbiasedConv2D<3, 64, 7, 2, 3>,
+        cb::BatchNormReLU2D<64>,
+        cb::MaxPool2D<3, 2, 1>,
+    ),
+    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
+);
+type Selector = (
+    cb::Conv1D<200, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let iters: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let which = args.get(2).map(String::as_str).unwrap_or("fb");
+    let dev = Cpu::seed_from_u64(0);
+    let mut enc = dev.build_module::<Encoder, f32>();
+    let sel = dev.build_module::<Selector, f32>();
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
+        dev.sample_normal_like(&(70, Const, 96, 96));
+    let e: Tensor<(usize, Const<200>, usize), f32, _> = dev.sample_normal_like(&(40, Const, 350));
+    let mut grads = enc.alloc_grads();
+    let mut times = Vec::new();
+    for _ in 0..iters {
+        let t = Instant::now();
+        match which {
+            "fwd" => {
+                let y = enc.forward_mut(x.trace(grads.clone()));
+                let _c: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+            }
+            "eval" => {
+                let _c = enc
+                    .forward(x.clone())
+                    .mean::<(usize, usize, usize), Axis<1>>();
+            }
+            "l2x" => {
+                let _g = sel.forward(e.leaky_trace()).sum::<Rank0, _>().backward();
+            }
+            "l2xf" => {
+                let _y = sel.forward(e.clone());
+            }
+            _ => {
+                let y = enc.forward_mut(x.trace(grads.clone()));
+                let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+                let _g2 = cost.sum::<Rank0, _>().backward();
+                enc.zero_grads(&mut grads);
+            }
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let mut s = times.clone();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{which}: median {:.4} s, min {:.4} s, all {:?}",
+        s[s.len() / 2],
+        s[0],
+        times
+            .iter()
+            .map(|t| (t * 1e3).round() / 1e3)
+            .collect::<Vec<_>>()
+    );
+}
