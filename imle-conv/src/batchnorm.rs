@@ -20,6 +20,7 @@ use dfdx::tensor::{
 };
 use rayon::prelude::*;
 
+use crate::buffers::{advise_huge, fresh, Buf};
 use crate::conv2d::read;
 use crate::error::{or_panic, ConvError};
 
@@ -219,7 +220,7 @@ fn batch_norm2d_impl<
             tape = tape.merge(rt);
             (rv, Some(r.ghost()))
         }
-        None => (Vec::new(), None),
+        None => (Buf::empty(), None),
     };
     let mut gamma = vec![0.0; C];
     scale.copy_into(&mut gamma);
@@ -288,7 +289,7 @@ fn batch_norm2d_impl<
     // y = a * x + b (+ residual), then ReLU
     let a: Vec<f32> = (0..C).map(|c| gamma[c] * inv_std[c]).collect();
     let b: Vec<f32> = (0..C).map(|c| beta[c] - mean[c] * a[c]).collect();
-    let mut out = vec![0.0; xv.len()];
+    let mut out = fresh(xv.len());
     let planes = crate::pool::planes_per_task(hw);
     out.par_chunks_mut(hw * planes)
         .zip(xv.par_chunks(hw * planes))
@@ -361,6 +362,8 @@ fn batch_norm2d_impl<
                 None => Vec::new(),
             };
             let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
+            advise_huge(&mut gx);
+            advise_huge(&mut gr);
             // `residual` may be `x` itself (same gradient buffer, taken above as `gr`)
             let aliased = res_ghost.is_some() && gx.is_empty();
             if aliased {

@@ -13,6 +13,7 @@ use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
 use rand::distributions::Uniform;
 
+use crate::buffers::{advise_huge, fresh, Buf};
 use crate::error::{or_panic, ConvError};
 use crate::kernel::{self, Geom};
 
@@ -39,12 +40,12 @@ pub(crate) fn out_size(
     Ok((padded - k) / s + 1)
 }
 
-/// Copies a tensor's elements (in logical order) into a new `Vec`.
+/// Copies a tensor's elements (in logical order) into a pooled buffer.
 pub(crate) fn read<S: Shape, T: Tape<f32, Cpu>>(
     t: Tensor<S, f32, Cpu, T>,
-) -> Result<(Vec<f32>, Tensor<S, f32, Cpu, T>), CpuError> {
+) -> Result<(Buf, Tensor<S, f32, Cpu, T>), CpuError> {
     let t = t.try_contiguous()?;
-    let mut v = vec![0.0; t.shape().num_elements()];
+    let mut v = Buf::uninit(t.shape().num_elements());
     t.copy_into(&mut v);
     Ok((v, t))
 }
@@ -70,7 +71,7 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
         b.copy_into(&mut v);
         v
     });
-    let mut out = vec![0.0; dst.num_elements()];
+    let mut out = fresh(dst.num_elements());
     kernel::conv_forward(&xv, &wv, bv.as_deref(), &mut out, o, &g);
     let out = x.device().try_tensor_from_vec(out, dst)?;
     if T::OWNS_TAPE {
@@ -82,6 +83,7 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
             grads.try_alloc_for(&og)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
             let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
+            advise_huge(&mut gx);
             let mut gw = std::mem::take(&mut **grads.get_or_alloc_mut(&wg)?);
             let mut gb = match &bg {
                 Some(bg) => Some(std::mem::take(&mut **grads.get_or_alloc_mut(bg)?)),

@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use crate::buffers::Buf;
+
 /// Geometry of a 2-d window operation (convolution or pooling) on one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geom {
@@ -212,7 +214,7 @@ pub(crate) fn conv_forward(
     g: &Geom,
 ) {
     let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
-    let one = |x_b: &[f32], out_b: &mut [f32], col: &mut Vec<f32>, par: bool| {
+    let one = |x_b: &[f32], out_b: &mut [f32], col: &mut Buf, par: bool| {
         if let Some(bias) = bias {
             for (row, &bv) in out_b.chunks_exact_mut(p).zip(bias) {
                 row.fill(bv);
@@ -221,7 +223,7 @@ pub(crate) fn conv_forward(
         let colm: &[f32] = if g.is_identity() {
             x_b
         } else {
-            col.resize(ckk * p, 0.0);
+            col.resize_uninit(ckk * p);
             im2col(x_b, g, col);
             col
         };
@@ -240,9 +242,9 @@ pub(crate) fn conv_forward(
     if batch_parallel(out.len() / (o * p).max(1)) {
         out.par_chunks_mut(o * p)
             .zip(x.par_chunks(chw))
-            .for_each_init(Vec::new, |col, (out_b, x_b)| one(x_b, out_b, col, false));
+            .for_each_init(Buf::empty, |col, (out_b, x_b)| one(x_b, out_b, col, false));
     } else {
-        let mut col = Vec::new();
+        let mut col = Buf::empty();
         for (out_b, x_b) in out.chunks_mut(o * p).zip(x.chunks(chw)) {
             one(x_b, out_b, &mut col, true);
         }
@@ -268,21 +270,21 @@ pub(crate) fn conv_backward(
     struct Acc {
         gw: Vec<f32>,
         gb: Vec<f32>,
-        col: Vec<f32>,
-        dcol: Vec<f32>,
+        col: Buf,
+        dcol: Buf,
     }
     let new_acc = || Acc {
         gw: vec![0.0; o * ckk],
         gb: vec![0.0; if want_gb { o } else { 0 }],
-        col: Vec::new(),
-        dcol: Vec::new(),
+        col: Buf::empty(),
+        dcol: Buf::empty(),
     };
     // One image: weight / bias gradients into `acc`, input gradient into `gx_b`.
     let one = |acc: &mut Acc, x_b: &[f32], gout_b: &[f32], gx_b: Option<&mut [f32]>, par: bool| {
         let colm: &[f32] = if g.is_identity() {
             x_b
         } else {
-            acc.col.resize(ckk * p, 0.0);
+            acc.col.resize_uninit(ckk * p);
             im2col(x_b, g, &mut acc.col);
             &acc.col
         };
@@ -308,7 +310,7 @@ pub(crate) fn conv_backward(
             if g.is_identity() {
                 sgemm((ckk, p, o), w, (1, ckk), gout_b, (p, 1), gx_b, p, true, par);
             } else {
-                acc.dcol.resize(ckk * p, 0.0);
+                acc.dcol.resize_uninit(ckk * p);
                 sgemm(
                     (ckk, p, o),
                     w,

@@ -40,6 +40,7 @@
 
 mod batchnorm;
 mod block;
+mod buffers;
 mod conv1d;
 mod conv2d;
 mod error;
@@ -55,6 +56,16 @@ pub use pool::{
     adaptive_max_pool2d, global_avg_pool, global_max_pool, max_pool1d, max_pool2d,
     AdaptiveMaxPool2D, GlobalAvgPool, GlobalMaxPool, GlobalPoolInput, MaxPool1D, MaxPool2D,
 };
+
+pub use buffers::MAX_POOLED_BYTES;
+
+/// Frees the idle scratch buffers that the layers keep for reuse between calls (copies of
+/// inputs kept for the backward pass, im2col matrices, max-pool indices; at most
+/// [`MAX_POOLED_BYTES`] per element type). Call it after training to give the memory back;
+/// later calls allocate afresh.
+pub fn release_buffers() {
+    buffers::clear()
+}
 
 /// The types to name when declaring a model, as with `dfdx::nn::builders`.
 pub mod builders {

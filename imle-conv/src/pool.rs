@@ -9,6 +9,7 @@ use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
 use rayon::prelude::*;
 
+use crate::buffers::{advise_huge, fresh, Buf};
 use crate::conv2d::{out_size, read};
 use crate::error::{or_panic, ConvError};
 use crate::kernel::Geom;
@@ -68,8 +69,8 @@ fn max_pool_op<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     }
     let (xv, x) = read(x)?;
     let (x, mut tape) = x.split_tape();
-    let mut out = vec![0.0; dst.num_elements()];
-    let mut idx = vec![0u32; dst.num_elements()];
+    let mut out = fresh(dst.num_elements());
+    let mut idx = Buf::<u32>::uninit(dst.num_elements());
     if !out.is_empty() {
         max_pool_fwd(&xv, &g, &mut out, &mut idx);
     }
@@ -82,6 +83,7 @@ fn max_pool_op<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
             grads.try_alloc_for(&og)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
             let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
+            advise_huge(gx);
             if p > 0 {
                 let n = planes_per_task(hw);
                 gx.par_chunks_mut(hw * n)
