@@ -145,13 +145,15 @@ pub(crate) fn clear() {
 /// Asks the kernel to back the 2 MiB-aligned interior of `v` with transparent huge pages,
 /// so that first touching a fresh multi-megabyte buffer takes a few faults instead of one
 /// per 4 KiB page. Advice only: no contents change. A no-op for small buffers and
-/// outside Linux.
+/// outside Linux, or with the environment variable `IMLE_CONV_NO_HUGEPAGES` set.
 pub(crate) fn advise_huge<T>(v: &mut [T]) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
         let bytes = std::mem::size_of_val(v);
-        if bytes < 2 * HUGE {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let off = *OFF.get_or_init(|| std::env::var_os("IMLE_CONV_NO_HUGEPAGES").is_some());
+        if bytes < 2 * HUGE || off {
             return;
         }
         let start = v.as_mut_ptr() as usize;
