@@ -82,8 +82,9 @@ pub struct SumOfGamma {
     kappa: f64,
     tau: f64,
     s: usize,
-    /// Gamma(1/κ, κ/i) for i = 1..=s.
+    /// Gamma(1/κ, κ/i) for i = 1..=s, in f64 and (for the f32 hot path) f32.
     gammas: Vec<Gamma<f64>>,
+    gammas_f32: Vec<Gamma<f32>>,
 }
 
 impl PartialEq for SumOfGamma {
@@ -104,19 +105,25 @@ impl SumOfGamma {
                 reason: "the number of Gamma terms must be >= 1",
             });
         }
+        let invalid = |_| Error::InvalidParameter {
+            name: "kappa",
+            value: kappa,
+            reason: "Gamma(1/kappa, kappa/i) is not a valid distribution",
+        };
         let gammas = (1..=s)
             .map(|i| Gamma::new(1.0 / kappa, kappa / i as f64))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|_| Error::InvalidParameter {
-                name: "kappa",
-                value: kappa,
-                reason: "Gamma(1/kappa, kappa/i) is not a valid distribution",
-            })?;
+            .map_err(invalid)?;
+        let gammas_f32 = (1..=s)
+            .map(|i| Gamma::new((1.0 / kappa) as f32, (kappa / i as f64) as f32))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(invalid)?;
         Ok(Self {
             kappa,
             tau,
             s,
             gammas,
+            gammas_f32,
         })
     }
 
@@ -141,9 +148,11 @@ impl Distribution<f64> for SumOfGamma {
     }
 }
 
+/// Computed in f32 (faster); the KS tests check both precisions.
 impl Distribution<f32> for SumOfGamma {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
-        Distribution::<f64>::sample(self, rng) as f32
+        let sum: f32 = self.gammas_f32.iter().map(|g| g.sample(rng)).sum();
+        ((self.tau / self.kappa) as f32) * (sum - (self.s as f32).ln())
     }
 }
 

@@ -192,3 +192,18 @@ fn invalid_parameters_are_errors() {
         Err(Error::InvalidParameter { name: "tau", .. })
     ));
 }
+
+/// The f32 path used by `Noise::fill` (the estimators' hot path) satisfies Lemma 1 too.
+#[test]
+fn f32_fill_path_sums_to_gumbel() {
+    let (kappa, tau, n) = (5usize, 1.0, 20_000);
+    let noise = Noise::sum_of_gamma(kappa as f64, tau, 200).unwrap();
+    let mut eps = vec![0.0f32; n * kappa];
+    noise.fill(17, &mut eps);
+    let sums: Vec<f64> = eps
+        .chunks(kappa)
+        .map(|c| c.iter().map(|&v| v as f64).sum())
+        .collect();
+    let d = ks_statistic(sums, |x| gumbel_cdf(x, tau));
+    assert!(d < ks_critical(n), "KS distance {d}");
+}

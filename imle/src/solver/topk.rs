@@ -27,6 +27,11 @@ impl TopK {
     }
 }
 
+thread_local! {
+    /// Per-thread index buffer, reused across rows (no allocation per solve).
+    static INDICES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Total order "better first": larger θ, then lower index.
 #[inline]
 fn better(theta: &[f32], a: u32, b: u32) -> Ordering {
@@ -52,11 +57,15 @@ impl MapSolver for TopK {
             z.fill(1.0);
             return Ok(());
         }
-        let mut idx: Vec<u32> = (0..m as u32).collect();
-        idx.select_nth_unstable_by(self.k - 1, |&a, &b| better(theta, a, b));
-        for &i in &idx[..self.k] {
-            z[i as usize] = 1.0;
-        }
+        INDICES.with(|buf| {
+            let mut idx = buf.borrow_mut();
+            idx.clear();
+            idx.extend(0..m as u32);
+            idx.select_nth_unstable_by(self.k - 1, |&a, &b| better(theta, a, b));
+            for &i in &idx[..self.k] {
+                z[i as usize] = 1.0;
+            }
+        });
         Ok(())
     }
 }
