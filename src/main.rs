@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use imle_paper::experiments::{self, fig2, fig3, fig4, Profile, RunContext, Summary};
+use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, Profile, RunContext, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,6 +59,8 @@ enum Command {
     Fig2(fig2::Args),
     /// Figure 3 (Sec. 6): the synthetic 5-subset experiment (curves and heat map).
     Fig3(fig3::Args),
+    /// Beyond the paper: bias and cosine of I-MLE, STE and SFE against the exact gradient.
+    Fidelity(fidelity::Args),
     /// Figure 4 (Sec. 6): the discrete 10-subset VAE on MNIST (resumable training).
     Fig4(fig4::Args),
     /// Data sets: `data fetch mnist` downloads MNIST and checks its MD5s.
@@ -96,6 +98,7 @@ fn run_one(f: impl FnOnce() -> Result<Summary>) -> Result<()> {
 fn run_all(ctx: &RunContext) -> Result<()> {
     run_one(|| fig2::run(&fig2::Args::default().resolve(ctx.profile)?, ctx))?;
     run_one(|| fig3::run(&fig3::Args::default().resolve(ctx.profile)?, ctx))?;
+    run_one(|| fidelity::run(&fidelity::Args::default().resolve(ctx.profile)?, ctx))?;
     // Figure 4 needs MNIST: skipped with a clear message when it is missing.
     match imle_paper::data::mnist::locate(None) {
         Ok(_) => run_one(|| fig4::run(&fig4::Args::default().resolve(ctx.profile)?, ctx))?,
@@ -152,6 +155,7 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fig2(a) => run_one(|| fig2::run(&a.resolve(profile)?, &ctx)),
         Command::Fig3(a) => run_one(|| fig3::run(&a.resolve(profile)?, &ctx)),
+        Command::Fidelity(a) => run_one(|| fidelity::run(&a.resolve(profile)?, &ctx)),
         Command::Fig4(a) => run_one(|| fig4::run(&a.resolve(profile)?, &ctx)),
         Command::Data {
             action: DataAction::Fetch { data_dir, .. },

@@ -513,6 +513,8 @@ fn draw_line<DB: DrawingBackend>(c: &LineChart, area: &DrawingArea<DB, Shift>) -
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
+        .x_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(*v))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .light_line_style(RGBColor(246, 246, 246))
@@ -596,6 +598,8 @@ fn draw_hist<DB: DrawingBackend>(h: &Histogram, area: &DrawingArea<DB, Shift>) -
         .configure_mesh()
         .x_desc(&h.x_label)
         .y_desc(&h.y_label)
+        .x_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(*v))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .light_line_style(RGBColor(246, 246, 246))
@@ -673,8 +677,8 @@ fn draw_heat<DB: DrawingBackend>(h: &HeatMap, area: &DrawingArea<DB, Shift>) -> 
         .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(
-            (0..nx as i32).into_segmented(),
-            (0..ny as i32).into_segmented(),
+            (0..nx as i32 - 1).into_segmented(),
+            (0..ny as i32 - 1).into_segmented(),
         )
         .map_err(pe)?;
     chart
@@ -739,6 +743,7 @@ fn draw_heat<DB: DrawingBackend>(h: &HeatMap, area: &DrawingArea<DB, Shift>) -> 
         .disable_x_axis()
         .y_desc(&h.colorbar_label)
         .y_labels(5)
+        .y_label_formatter(&|v| fmt_tick(*v))
         .label_style(("sans-serif", 12))
         .axis_desc_style(("sans-serif", 13))
         .draw()

@@ -21,10 +21,10 @@
 //! [`write_readme`] regenerates from the JSON files present; list the experiment in
 //! [`README_ORDER`] to place it.
 
+pub mod fidelity;
 pub mod fig2;
 pub mod fig3;
 pub mod fig4;
-pub mod ksubset;
 
 use crate::output::{RunRecord, Table};
 use crate::plot::Figure;
