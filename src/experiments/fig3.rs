@@ -353,7 +353,7 @@ impl RunResult {
 }
 
 /// One gradient estimate of the experiment's loss at θ.
-type StepEstimator = Box<dyn FnMut(&[f32]) -> Result<Vec<f32>>>;
+type StepEstimator<'a> = Box<dyn FnMut(&[f32]) -> Result<Vec<f32>> + 'a>;
 
 /// Runs `steps` SGD-with-momentum steps of `method` from `θ_0` with learning rate `lr`;
 /// all randomness comes from `seed`.
@@ -370,7 +370,7 @@ pub fn optimise(
     let b32: Vec<f32> = p.b.iter().map(|&v| v as f32).collect();
     let grad_z =
         |z: &[f32]| -> Vec<f32> { z.iter().zip(&b32).map(|(z, b)| 2.0 * (z - b)).collect() };
-    let mut estimator: StepEstimator = match method {
+    let mut estimator: StepEstimator<'_> = match method {
         Method::Imle { lambda, noise } => {
             let imle = Imle::new(Target::pid(*lambda as f32)?, noise.noise(cfg)?).seed(seed);
             Box::new(move |theta: &[f32]| {
