@@ -29,6 +29,9 @@ fn main() {
     let iters: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let which = args.get(2).map(String::as_str).unwrap_or("fb");
     let dev = Cpu::seed_from_u64(0);
+    if std::env::var_os("DFDX_CACHE").is_some() {
+        dev.enable_cache();
+    }
     let mut enc = dev.build_module::<Encoder, f32>();
     let sel = dev.build_module::<Selector, f32>();
     let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
@@ -65,6 +68,15 @@ fn main() {
     }
     let mut s = times.clone();
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    println!("{rss}");
     println!(
         "{which}: median {:.4} s, min {:.4} s, all {:?}",
         s[s.len() / 2],

@@ -20,7 +20,7 @@ use dfdx::tensor::{
 };
 use rayon::prelude::*;
 
-use crate::buffers::{advise_huge, fresh, Buf};
+use crate::buffers::{advise_huge, out_vec, Buf};
 use crate::conv2d::read;
 use crate::error::{or_panic, ConvError};
 
@@ -289,7 +289,7 @@ fn batch_norm2d_impl<
     // y = a * x + b (+ residual), then ReLU
     let a: Vec<f32> = (0..C).map(|c| gamma[c] * inv_std[c]).collect();
     let b: Vec<f32> = (0..C).map(|c| beta[c] - mean[c] * a[c]).collect();
-    let mut out = fresh(xv.len());
+    let mut out = out_vec(x.device(), xv.len())?;
     let planes = crate::pool::planes_per_task(hw);
     out.par_chunks_mut(hw * planes)
         .zip(xv.par_chunks(hw * planes))

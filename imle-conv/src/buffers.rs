@@ -6,6 +6,7 @@
 //! dropped. The pool keeps at most [`MAX_POOLED_BYTES`] per element type; anything beyond
 //! is freed. [`release_buffers`](crate::release_buffers) empties it.
 
+use dfdx::tensor::{Cpu, CpuError, Storage};
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
@@ -171,9 +172,15 @@ pub(crate) fn advise_huge<T>(v: &mut [T]) {
     let _ = v;
 }
 
-/// `len` zeros in a new vector (to be handed to dfdx as a tensor), huge-page advised.
-pub(crate) fn fresh(len: usize) -> Vec<f32> {
-    let mut v = vec![0.0; len];
+/// A vector of `len` zeros for an op's output tensor, drawn through dfdx's allocator: from
+/// the device's tensor cache when it is enabled (`dev.enable_cache()`, recommended in
+/// training loops: the buffer is then warm memory that an earlier step freed, instead of
+/// freshly mapped pages), else newly allocated. Huge-page advised either way.
+pub(crate) fn out_vec(dev: &Cpu, len: usize) -> Result<Vec<f32>, CpuError> {
+    let mut cached = dev.try_alloc_len(len)?;
+    // The emptied `CachableVec` files a zero-byte entry in an enabled cache when dropped.
+    let mut v = std::mem::take(&mut *cached);
+    drop(cached);
     advise_huge(&mut v);
-    v
+    Ok(v)
 }

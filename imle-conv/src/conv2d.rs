@@ -13,7 +13,7 @@ use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
 use rand::distributions::Uniform;
 
-use crate::buffers::{advise_huge, fresh, Buf};
+use crate::buffers::{advise_huge, out_vec, Buf};
 use crate::error::{or_panic, ConvError};
 use crate::kernel::{self, Geom};
 
@@ -71,7 +71,7 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
         b.copy_into(&mut v);
         v
     });
-    let mut out = fresh(dst.num_elements());
+    let mut out = out_vec(x.device(), dst.num_elements())?;
     kernel::conv_forward(&xv, &wv, bv.as_deref(), &mut out, o, &g);
     let out = x.device().try_tensor_from_vec(out, dst)?;
     if T::OWNS_TAPE {

@@ -9,7 +9,7 @@ use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
 use rayon::prelude::*;
 
-use crate::buffers::{advise_huge, fresh, Buf};
+use crate::buffers::{advise_huge, out_vec, Buf};
 use crate::conv2d::{out_size, read};
 use crate::error::{or_panic, ConvError};
 use crate::kernel::Geom;
@@ -69,7 +69,7 @@ fn max_pool_op<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     }
     let (xv, x) = read(x)?;
     let (x, mut tape) = x.split_tape();
-    let mut out = fresh(dst.num_elements());
+    let mut out = out_vec(x.device(), dst.num_elements())?;
     let mut idx = Buf::<u32>::uninit(dst.num_elements());
     if !out.is_empty() {
         max_pool_fwd(&xv, &g, &mut out, &mut idx);

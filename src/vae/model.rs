@@ -1,0 +1,187 @@
+//! The discrete VAE's networks, parameter access and the loss (official code's formula).
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Pixels per image.
+pub const PIXELS: usize = 784;
+/// Number of latent blocks N.
+pub const BLOCKS: usize = 20;
+/// Categories per block M.
+pub const CATS: usize = 20;
+/// Latent size N·M.
+pub const LATENT: usize = BLOCKS * CATS;
+/// Number of parameter tensors (6 linear layers × weight, bias).
+pub const N_PARAMS: usize = 12;
+
+/// Encoder 784-512-256-400 (ReLU): 20 blocks of 20 logits.
+pub type EncoderSpec = (
+    Linear<PIXELS, 512>,
+    ReLU,
+    Linear<512, 256>,
+    ReLU,
+    Linear<256, LATENT>,
+);
+/// Decoder 400-256-512-784 (ReLU): Bernoulli logits of the 784 pixels.
+pub type DecoderSpec = (
+    Linear<LATENT, 256>,
+    ReLU,
+    Linear<256, 512>,
+    ReLU,
+    Linear<512, PIXELS>,
+);
+/// Encoder and decoder.
+pub type VaeSpec = (EncoderSpec, DecoderSpec);
+/// The built model: `.0` encoder, `.1` decoder.
+pub type VaeModel = <VaeSpec as BuildOnDevice<Cpu, f32>>::Built;
+
+/// One parameter tensor, seen as a flat vector.
+pub trait Param {
+    /// Number of values.
+    fn numel(&self) -> usize;
+    /// The values, row-major.
+    fn values(&self) -> Vec<f32>;
+    /// Overwrites the values.
+    fn set(&mut self, v: &[f32]);
+    /// Its gradient in `grads` (zeros if it has none).
+    fn grad(&self, grads: &Gradients<f32, Cpu>) -> Vec<f32>;
+}
+
+impl<S: Shape> Param for Tensor<S, f32, Cpu> {
+    fn numel(&self) -> usize {
+        self.shape().num_elements()
+    }
+    fn values(&self) -> Vec<f32> {
+        self.as_vec()
+    }
+    fn set(&mut self, v: &[f32]) {
+        self.copy_from(v);
+    }
+    fn grad(&self, grads: &Gradients<f32, Cpu>) -> Vec<f32> {
+        // Every parameter of the VAE is on the path to the loss, so it has a gradient.
+        grads.get(self).as_vec()
+    }
+}
+
+/// The 12 parameter tensors: encoder layers 1-3 (weight, bias), then decoder layers 1-3.
+pub fn params(m: &VaeModel) -> [&dyn Param; N_PARAMS] {
+    let (e, d) = m;
+    [
+        &e.0.weight,
+        &e.0.bias,
+        &e.2.weight,
+        &e.2.bias,
+        &e.4.weight,
+        &e.4.bias,
+        &d.0.weight,
+        &d.0.bias,
+        &d.2.weight,
+        &d.2.bias,
+        &d.4.weight,
+        &d.4.bias,
+    ]
+}
+
+/// Mutable access to the 12 parameter tensors, in [`params`] order.
+pub fn params_mut(m: &mut VaeModel) -> [&mut dyn Param; N_PARAMS] {
+    let (e, d) = m;
+    [
+        &mut e.0.weight,
+        &mut e.0.bias,
+        &mut e.2.weight,
+        &mut e.2.bias,
+        &mut e.4.weight,
+        &mut e.4.bias,
+        &mut d.0.weight,
+        &mut d.0.bias,
+        &mut d.2.weight,
+        &mut d.2.bias,
+        &mut d.4.weight,
+        &mut d.4.bias,
+    ]
+}
+
+/// All parameters concatenated, in [`params`] order.
+pub fn flat_params(m: &VaeModel) -> Vec<f32> {
+    params(m).iter().flat_map(|p| p.values()).collect()
+}
+
+/// Builds the VAE with Keras' default initialisation (as the official TensorFlow code):
+/// Glorot-uniform weights, `U(-sqrt(6/(fan_in+fan_out)), +...)`, and zero biases, drawn
+/// from ChaCha8 seeded with `seed` (dfdx's own init would use its device RNG).
+pub fn build(dev: &Cpu, seed: u64) -> VaeModel {
+    let mut m = dev.build_module::<VaeSpec, f32>();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for p in params_mut(&mut m) {
+        let n = p.numel();
+        let is_bias = [512, 256, LATENT, PIXELS].contains(&n);
+        if is_bias {
+            p.set(&vec![0.0; n]);
+        } else {
+            // Weight shapes (out, in): fan_in + fan_out from the known layer sizes.
+            let (fan_in, fan_out) = match n {
+                x if x == PIXELS * 512 => (PIXELS, 512),
+                x if x == 512 * 256 => (512, 256),
+                x if x == 256 * LATENT => (256, LATENT),
+                _ => unreachable!("unknown weight size {n}"),
+            };
+            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+            let w: Vec<f32> = (0..n).map(|_| rng.gen_range(-limit..limit)).collect();
+            p.set(&w);
+        }
+    }
+    m
+}
+
+/// The loss of the official discrete-VAE code, per example averaged over the batch:
+///
+/// ```text
+/// loss = (1/B) Σ_b [ Σ_pixels BCE(x_logits, x)  +  Σ_blocks Σ_categories q (ln(q + 1e-20) − ln(1/M)) ]
+/// BCE(l, x) = max(l, 0) − l·x + ln(1 + e^{−|l|})     (sigmoid cross-entropy, x ∈ [0, 1])
+/// q = softmax of each block's M logits
+/// ```
+///
+/// (the KL between each block's categorical `q` and the uniform distribution, used for the
+/// k-subset latent too, as in the official code). Returns the loss tensor (on the tape)
+/// and the values of its two terms `(reconstruction, kl)`.
+pub fn vae_loss<P: Dim, N: Dim, M: Dim, T: Tape<f32, Cpu>>(
+    x_logits: Tensor<(usize, P), f32, Cpu, T>,
+    x: &Tensor<(usize, P), f32, Cpu>,
+    logits: Tensor<(usize, N, M), f32, Cpu, T>,
+) -> (Tensor<(), f32, Cpu, T>, f32, f32) {
+    let b = x_logits.shape().0 as f32;
+    let m = logits.shape().2.size() as f32;
+    let recon = x_logits.bce_with_logits(x.clone()).sum::<(), _>() / b;
+    let q = logits.softmax::<Axis<2>>();
+    let q_branch = q.retaped::<T>();
+    let log_q = (q + 1e-20).ln();
+    let kl = ((log_q - (1.0 / m).ln()) * q_branch).sum::<(), _>() / b;
+    let (r, k) = (recon.array(), kl.array());
+    (recon + kl, r, k)
+}
+
+/// Reference implementation of [`vae_loss`] in f64 on plain slices (for tests):
+/// `x_logits`, `x` row-major `(b, p)`; `logits` row-major `(b, n·m)`.
+pub fn vae_loss_f64(x_logits: &[f32], x: &[f32], logits: &[f32], b: usize, m: usize) -> (f64, f64) {
+    let mut recon = 0.0;
+    for (&l, &t) in x_logits.iter().zip(x) {
+        let (l, t) = (l as f64, t as f64);
+        recon += l.max(0.0) - l * t + (-l.abs()).exp().ln_1p();
+    }
+    let mut kl = 0.0;
+    for block in logits.chunks(m) {
+        let mx = block.iter().fold(f64::MIN, |a, &v| a.max(v as f64));
+        let z: f64 = block.iter().map(|&v| (v as f64 - mx).exp()).sum();
+        for &v in block {
+            let q = (v as f64 - mx).exp() / z;
+            kl += q * ((q + 1e-20).ln() - (1.0 / m as f64).ln());
+        }
+    }
+    (recon / b as f64, kl / b as f64)
+}
+
+/// Sigmoid, for turning decoder logits into pixel probabilities.
+pub fn sigmoid(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect()
+}
