@@ -1,0 +1,250 @@
+//! Runs the `imle-paper` binary on tiny configurations and checks its outputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imle-paper"))
+        .args(args)
+        .output()
+        .expect("the imle-paper binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "imle-paper {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Parses a CSV file: header and rows; every row has as many fields as the header.
+fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .expect("a header")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    for r in &rows {
+        assert_eq!(
+            r.len(),
+            header.len(),
+            "{}: ragged row {r:?}",
+            path.display()
+        );
+    }
+    (header, rows)
+}
+
+fn column_f64(header: &[String], rows: &[Vec<String>], name: &str) -> Vec<f64> {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    rows.iter()
+        .map(|r| {
+            r[i].parse::<f64>()
+                .unwrap_or_else(|_| panic!("{name}: '{}' is not a number", r[i]))
+        })
+        .collect()
+}
+
+fn check_images(dir: &Path, stem: &str) {
+    let png = std::fs::read(dir.join(format!("{stem}.png"))).expect("PNG written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is not a PNG");
+    assert!(png.len() > 10_000, "{stem}.png is suspiciously small");
+    let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).expect("SVG written");
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{stem}.svg is not an SVG"
+    );
+}
+
+fn no_temporaries(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "temporary file left behind: {name}");
+    }
+}
+
+#[test]
+fn fig2_writes_json_csv_png_svg_and_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let stdout = ok(&["fig2", "--samples", "2000", "--out", out, "--seed", "3"]);
+    assert!(stdout.contains("KS"));
+    let j = json(&dir.path().join("fig2.json"));
+    assert_eq!(j["experiment"], "fig2");
+    assert_eq!(j["seed"], 3);
+    assert_eq!(j["profile"], "quick");
+    assert_eq!(j["config"]["samples"], 2000);
+    assert!(j["command"].as_str().unwrap().starts_with("fig2"));
+    assert!(j["elapsed_seconds"].as_f64().unwrap() >= 0.0);
+    let ks_g = j["summary"]["ks_gumbel_sum"].as_f64().unwrap();
+    let ks_s = j["summary"]["ks_sog_sum"].as_f64().unwrap();
+    assert!(ks_g > 0.3 && ks_s < 0.06, "KS {ks_g} {ks_s}");
+    let (h, rows) = csv(&dir.path().join("fig2.csv"));
+    assert_eq!(
+        h,
+        [
+            "panel",
+            "bin_left",
+            "bin_right",
+            "density",
+            "gumbel01_pdf_at_centre"
+        ]
+    );
+    assert_eq!(rows.len(), 2 * 60);
+    assert!(column_f64(&h, &rows, "density").iter().all(|d| *d >= 0.0));
+    check_images(dir.path(), "fig2");
+    let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+    assert!(readme.contains("Figure 2") && readme.contains("cargo run --release -- fig2"));
+    no_temporaries(dir.path());
+}
+
+const TINY_FIG3: &[&str] = &[
+    "fig3",
+    "--reps",
+    "2",
+    "--steps",
+    "5",
+    "--sfe-reps",
+    "2",
+    "--sfe-steps",
+    "8",
+    "--heat-reps",
+    "2",
+    "--heat-lr",
+    "0.5,1,2",
+    "--heat-lambda",
+    "1,2,2",
+];
+
+#[test]
+fn fig3_tiny_run_writes_parseable_outputs_and_is_reproducible() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for d in [&a, &b] {
+        let mut args = TINY_FIG3.to_vec();
+        args.extend(["--out", d.path().to_str().unwrap(), "--no-progress"]);
+        ok(&args);
+    }
+    let ja = json(&a.path().join("fig3.json"));
+    let jb = json(&b.path().join("fig3.json"));
+    assert_eq!(ja["data"], jb["data"], "same seed, different numbers");
+    assert_eq!(ja["summary"], jb["summary"]);
+    let curves = ja["data"]["curves"].as_array().unwrap();
+    assert_eq!(curves.len(), 3);
+    assert_eq!(curves[0]["mean_loss"].as_array().unwrap().len(), 5);
+    assert_eq!(curves[2]["mean_loss"].as_array().unwrap().len(), 8);
+    assert_eq!(ja["data"]["heatmap"].as_array().unwrap().len(), 4);
+    let min = ja["data"]["problem"]["min_loss"].as_f64().unwrap();
+    let (h, rows) = csv(&a.path().join("fig3_curves.csv"));
+    assert_eq!(rows.len(), 5 + 5 + 8);
+    for l in column_f64(&h, &rows, "mean_loss") {
+        assert!(
+            l.is_finite() && l >= min - 1e-9,
+            "loss {l} below the optimum {min}"
+        );
+    }
+    let (h, rows) = csv(&a.path().join("fig3_heatmap.csv"));
+    assert_eq!(rows.len(), 4);
+    assert_eq!(column_f64(&h, &rows, "lr"), [0.5, 1.0, 0.5, 1.0]);
+    assert_eq!(column_f64(&h, &rows, "lambda"), [1.0, 1.0, 2.0, 2.0]);
+    check_images(a.path(), "fig3");
+    no_temporaries(a.path());
+}
+
+#[test]
+fn fig3_seed_changes_the_numbers() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for (d, seed) in [(&a, "0"), (&b, "1")] {
+        let mut args = TINY_FIG3.to_vec();
+        args.extend([
+            "--out",
+            d.path().to_str().unwrap(),
+            "--seed",
+            seed,
+            "--no-heatmap",
+        ]);
+        ok(&args);
+    }
+    assert_ne!(
+        json(&a.path().join("fig3.json"))["data"],
+        json(&b.path().join("fig3.json"))["data"]
+    );
+}
+
+#[test]
+fn fidelity_tiny_run() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&[
+        "fidelity",
+        "--draws",
+        "20",
+        "--problems",
+        "2",
+        "--lambdas",
+        "1,2",
+        "--taus",
+        "1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let j = json(&dir.path().join("fidelity.json"));
+    // 5 estimators × (2 λ + 1 τ) settings.
+    assert_eq!(j["data"].as_array().unwrap().len(), 15);
+    let (h, rows) = csv(&dir.path().join("fidelity.csv"));
+    assert_eq!(rows.len(), 15);
+    for c in column_f64(&h, &rows, "cosine") {
+        assert!((-1.0..=1.0 + 1e-9).contains(&c));
+    }
+    check_images(dir.path(), "fidelity");
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = cli(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "imle-paper {args:?} should fail");
+    assert!(
+        stderr.contains(needle),
+        "imle-paper {args:?}: stderr does not mention '{needle}':\n{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_give_clear_errors_and_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    fails_with(&["fig3", "--lr", "-1", "--out", out], "--lr");
+    fails_with(
+        &["fig3", "--lr", "-1", "--out", out],
+        "must be a finite number > 0",
+    );
+    fails_with(&["fig3", "--reps", "0", "--out", out], "--reps");
+    fails_with(&["fig3", "--k", "20", "--out", out], "must not exceed");
+    fails_with(
+        &["fig3", "--heat-lr", "0.5,1", "--out", out],
+        "START,STOP,N",
+    );
+    fails_with(&["--threads", "0", "fig2", "--out", out], "--threads");
+    fails_with(&["fig9"], "unrecognized subcommand");
+    fails_with(&["fig2", "--quick", "--full"], "cannot be used with");
+    // Nothing was written by the failed runs.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
