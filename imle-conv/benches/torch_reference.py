@@ -2,7 +2,8 @@
 
     pip install torch && python imle-conv/benches/torch_reference.py [runs]
 
-Prints the median, min and max of `runs` (default 10) runs after 2 warm-ups for each case.
+Prints the median, min and max wall time of `runs` (default 10) runs after 2 warm-ups for
+each case, and the median CPU time of the process (all threads) per run.
 Uses 2 threads (the benchmark machine's cores; `TORCH_THREADS` overrides) and, as dfdx
 does for a traced input, computes the input's gradient in the backward passes.
 """
@@ -35,12 +36,16 @@ def median_time(f, runs=None, warmup=2):
     runs = runs or RUNS
     for _ in range(warmup):
         f()
-    ts = []
+    ts, cs = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f()
         ts.append(time.perf_counter() - t)
-    return f"{statistics.median(ts):.4f} s (min {min(ts):.4f}, max {max(ts):.4f})"
+        cs.append(time.process_time() - c)
+    return (
+        f"{statistics.median(ts):.4f} s (min {min(ts):.4f}, max {max(ts):.4f}; "
+        f"median CPU time {statistics.median(cs):.4f} s)"
+    )
 
 
 def main():
