@@ -344,7 +344,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             let pb = ctx.progress(c.epochs as u64, c.method.name());
             let t = train_method(c, data, &dir, |r| {
                 pb.set_position(r.epoch as u64);
-                pb.println(format!(
+                let line = format!(
                     "{:>14} epoch {:>3}: train {:.3}  test {:.3} (BCE {:.3} + KL {:.3})  {:.1}+{:.1} s",
                     c.method.name(),
                     r.epoch,
@@ -354,7 +354,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
                     r.test_kl,
                     r.train_seconds,
                     r.test_seconds
-                ));
+                );
+                if pb.is_hidden() {
+                    println!("{line}");
+                } else {
+                    pb.println(line);
+                }
             })?;
             pb.finish_and_clear();
             if grid.is_none() || c.method == Method::ImleSog {
@@ -511,7 +516,13 @@ fn readme(curves: &[MethodCurves], summary: &[MethodSummary], ctx: &RunContext) 
     md.push_str(&format!(
         "\nTimes: this machine, release build, {} rayon thread(s) in this process (runs \
          resumed from checkpoints keep the times of the process that trained each epoch). \
-         Profile `{}`.\n",
+         Profile `{}`.\n\n\
+         **Noise parameterisation.** Our SoG noise is Eq. 13 (Gamma *scale* κ/i; the sum of \
+         κ draws is Gumbel(0, τ), so at τ = 10 each entry has std ≈ 3.97). The official \
+         notebook passes κ/i as a TensorFlow *rate*: its noise has mean −1.75 and std 0.62, \
+         i.e. far weaker perturbations. `imle-sog-official-rate` reproduces that noise to \
+         show how much of the paper's SoG-vs-Gumbel ordering it explains. Speed, a profile \
+         and the provenance of the full runs: [`fig4-notes.md`](fig4-notes.md).\n",
         rayon::current_num_threads(),
         ctx.profile
     ));
