@@ -228,7 +228,11 @@ pub fn figure(curves: &[MethodCurves]) -> Figure {
     let groups: [(&str, &[Method]); 4] = [
         (
             "I-MLE: SoG vs Gumbel noise",
-            &[Method::ImleSog, Method::ImleGumbel],
+            &[
+                Method::ImleSog,
+                Method::ImleGumbel,
+                Method::ImleSogOfficialRate,
+            ],
         ),
         ("STE (10-subset)", &[Method::SteSog, Method::SteGumbel]),
         ("Gumbel-softmax, 1-of-20 (GSMT)", &[Method::Gsmt]),
@@ -242,6 +246,7 @@ pub fn figure(curves: &[MethodCurves]) -> Figure {
         let present: Vec<&MethodCurves> = methods
             .iter()
             .filter_map(|m| curves.iter().find(|c| c.method == m.name()))
+            .filter(|c| !c.epochs.is_empty())
             .collect();
         // The fourth panel only when a beyond-the-paper method ran.
         let beyond = gi == 3;
