@@ -63,6 +63,30 @@ fn warcraft(c: &mut Criterion) {
     g.finish();
 }
 
+/// Forward + backward with dfdx's tensor cache enabled (`dev.enable_cache()`), as a
+/// training loop should: outputs and gradients reuse the buffers freed by earlier steps.
+fn warcraft_cached(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    dev.enable_cache();
+    let mut enc = dev.build_module::<Encoder, f32>();
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
+        dev.sample_normal_like(&(70, Const, 96, 96));
+    let mut grads = enc.alloc_grads();
+    let mut g = c.benchmark_group("warcraft_encoder_70x3x96x96_cached");
+    g.sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(10));
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            let y = enc.forward_mut(x.trace(grads.clone()));
+            let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+            let g2 = cost.sum::<Rank0, _>().backward();
+            enc.zero_grads(&mut grads);
+            g2
+        })
+    });
+    g.finish();
+}
+
 fn l2x(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
     let sel = dev.build_module::<Selector, f32>();
@@ -77,5 +101,5 @@ fn l2x(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, warcraft, l2x);
+criterion_group!(benches, warcraft, warcraft_cached, l2x);
 criterion_main!(benches);
