@@ -193,17 +193,49 @@ fn invalid_parameters_are_errors() {
     ));
 }
 
-/// The f32 path used by `Noise::fill` (the estimators' hot path) satisfies Lemma 1 too.
+/// The f32 path used by `Noise::fill` (the estimators' hot path, its own Gamma sampler)
+/// satisfies Lemma 1 too, for integer κ (integer powers) and non-integer κ.
 #[test]
 fn f32_fill_path_sums_to_gumbel() {
-    let (kappa, tau, n) = (5usize, 1.0, 20_000);
-    let noise = Noise::sum_of_gamma(kappa as f64, tau, 200).unwrap();
-    let mut eps = vec![0.0f32; n * kappa];
-    noise.fill(17, &mut eps);
-    let sums: Vec<f64> = eps
-        .chunks(kappa)
-        .map(|c| c.iter().map(|&v| v as f64).sum())
-        .collect();
-    let d = ks_statistic(sums, |x| gumbel_cdf(x, tau));
-    assert!(d < ks_critical(n), "KS distance {d}");
+    let n = 20_000;
+    for (kappa, tau, seed) in [(1usize, 1.0, 17u64), (5, 1.0, 18), (10, 3.0, 19)] {
+        let noise = Noise::sum_of_gamma(kappa as f64, tau, 200).unwrap();
+        let mut eps = vec![0.0f32; n * kappa];
+        noise.fill(seed, &mut eps);
+        let sums: Vec<f64> = eps
+            .chunks(kappa)
+            .map(|c| c.iter().map(|&v| v as f64).sum())
+            .collect();
+        let d = ks_statistic(sums, |x| gumbel_cdf(x, tau));
+        assert!(d < ks_critical(n), "kappa={kappa}: KS distance {d}");
+    }
+    // Non-integer κ = 2.5: the SoG value itself has the mean of its f64 twin (τγ/κ per
+    // sample up to the finite-s truncation), checked against the f64 sampler.
+    let noise = Noise::sum_of_gamma(2.5, 1.0, 50).unwrap();
+    let mut eps = vec![0.0f32; 100_000];
+    noise.fill(20, &mut eps);
+    let mean32 = eps.iter().map(|&v| v as f64).sum::<f64>() / eps.len() as f64;
+    let sog = SumOfGamma::new(2.5, 1.0, 50).unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    let mean64 = (0..100_000)
+        .map(|_| Distribution::<f64>::sample(&sog, &mut rng))
+        .sum::<f64>()
+        / 100_000.0;
+    assert!((mean32 - mean64).abs() < 0.02, "{mean32} vs {mean64}");
+}
+
+/// The f32 Gamma sampler against the Gamma CDF directly (KS), small and unit shapes.
+#[test]
+fn f32_sum_of_gamma_terms_follow_gamma() {
+    use statrs::distribution::Gamma as GammaCdf;
+    // With s = 1, SoG = (τ/κ)(Gamma(1/κ, κ) − 0): so κ/τ·SoG ~ Gamma(1/κ, scale κ).
+    for (kappa, seed) in [(10.0f64, 30u64), (4.0, 31), (1.0, 32), (2.5, 33)] {
+        let noise = Noise::sum_of_gamma(kappa, 1.0, 1).unwrap();
+        let mut eps = vec![0.0f32; 20_000];
+        noise.fill(seed, &mut eps);
+        let cdf = GammaCdf::new(1.0 / kappa, 1.0 / kappa).unwrap(); // shape, rate
+        let samples: Vec<f64> = eps.iter().map(|&v| v as f64 * kappa).collect();
+        let d = ks_statistic(samples, |x| cdf.cdf(x));
+        assert!(d < ks_critical(20_000), "kappa={kappa}: KS distance {d}");
+    }
 }
