@@ -379,7 +379,7 @@ impl Imle {
         use dfdx::tensor_ops::ReshapeTo;
         let shape = *theta.shape();
         let n = shape.num_elements();
-        if row_len == 0 || n % row_len != 0 {
+        if row_len == 0 || !n.is_multiple_of(row_len) {
             return Err(Error::LengthMismatch {
                 what: "tensor size (a multiple of row_len)",
                 expected: row_len.max(1) * (n / row_len.max(1) + 1),

@@ -105,7 +105,7 @@ fn fidelity_reports_bias_variance_and_cosine_of_any_estimator() {
     assert!((f.cosine - dot / norms).abs() < 1e-9);
     // Alternating ±d around the exact gradient: unbiased, variance ||d||².
     let mut alternating = |_: &Problem, seed: u64| -> imle::Result<Vec<f32>> {
-        let s = if seed % 2 == 0 { 1.0 } else { -1.0 };
+        let s = if seed.is_multiple_of(2) { 1.0 } else { -1.0 };
         Ok(exact
             .iter()
             .enumerate()

@@ -51,7 +51,7 @@ pub(crate) fn check_rows(theta: &[f32], m: usize) -> Result<()> {
             got: 0,
         });
     }
-    if theta.len() % m != 0 {
+    if !theta.len().is_multiple_of(m) {
         return Err(Error::LengthMismatch {
             what: "theta (a multiple of m)",
             expected: (theta.len() / m + 1) * m,

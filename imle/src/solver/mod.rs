@@ -65,7 +65,7 @@ pub(crate) fn check_batch<S: MapSolver + ?Sized>(
     out: &[f32],
 ) -> Result<()> {
     solver.check_len(m)?;
-    if thetas.len() % m != 0 {
+    if !thetas.len().is_multiple_of(m) {
         return Err(Error::LengthMismatch {
             what: "batch length (a multiple of m)",
             expected: (thetas.len() / m + 1) * m,
