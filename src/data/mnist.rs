@@ -499,6 +499,12 @@ pub fn fetch(dir: &Path, mut log: impl FnMut(&str)) -> Result<(), MnistError> {
     Ok(())
 }
 
+#[cfg(not(feature = "fetch"))]
+fn download(_url: &str) -> Result<Vec<u8>, String> {
+    Err("this build has no HTTP client (enable the `fetch` feature)".into())
+}
+
+#[cfg(feature = "fetch")]
 fn download(url: &str) -> Result<Vec<u8>, String> {
     let resp = ureq::get(url)
         .timeout(std::time::Duration::from_secs(120))
