@@ -440,7 +440,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             }
         })
         .collect();
-    let readme = readme(&curves, &summary, ctx);
+    let readme = readme(&curves, &summary, ctx, cfg.report_only);
     let data_rec = Fig4Data {
         methods: curves,
         rayon_threads: rayon::current_num_threads(),
@@ -477,7 +477,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
     })
 }
 
-fn readme(curves: &[MethodCurves], summary: &[MethodSummary], ctx: &RunContext) -> String {
+fn readme(
+    curves: &[MethodCurves],
+    summary: &[MethodSummary],
+    ctx: &RunContext,
+    report_only: bool,
+) -> String {
     let mut md = String::new();
     md.push_str(
         "Discrete VAE with 20 blocks of a 10-subset of 20 latent variables (GSMT: a 1-of-20 \
@@ -519,16 +524,21 @@ fn readme(curves: &[MethodCurves], summary: &[MethodSummary], ctx: &RunContext) 
         ));
     }
     md.push_str(&format!(
-        "\nTimes: this machine, release build, {} rayon thread(s) in this process (runs \
-         resumed from checkpoints keep the times of the process that trained each epoch). \
-         Profile `{}`.\n\n\
+        "\nTimes: this machine, release build, {}; runs resumed from checkpoints keep the \
+         times of the process that trained each epoch. Profile `{}`.\n\n\
          **Noise parameterisation.** Our SoG noise is Eq. 13 (Gamma *scale* κ/i; the sum of \
          κ draws is Gumbel(0, τ), so at τ = 10 each entry has std ≈ 3.97). The official \
          notebook passes κ/i as a TensorFlow *rate*: its noise has mean −1.75 and std 0.62, \
          i.e. far weaker perturbations. `imle-sog-official-rate` reproduces that noise to \
          show how much of the paper's SoG-vs-Gumbel ordering it explains. Speed, a profile \
          and the provenance of the full runs: [`fig4-notes.md`](fig4-notes.md).\n",
-        rayon::current_num_threads(),
+        if report_only {
+            "as recorded by the training processes (this report was drawn from their \
+             checkpoints with `--report-only`)"
+                .to_string()
+        } else {
+            format!("{} rayon thread(s)", rayon::current_num_threads())
+        },
         ctx.profile
     ));
     md
