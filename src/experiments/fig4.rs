@@ -515,12 +515,18 @@ fn readme(
             paper,
             s.epochs_done,
             s.epochs,
-            if c.complete { "" } else { " **(partial)**" },
+            if c.complete {
+                ""
+            } else if c.epochs.is_empty() {
+                " (not run)"
+            } else {
+                " **(partial)**"
+            },
             sub,
             s.final_test_loss.map_or("-".into(), |v| format!("{v:.2}")),
             s.best_test_loss.map_or("-".into(), |v| format!("{v:.2}")),
-            s.train_seconds_per_epoch,
-            s.test_seconds_per_epoch
+            s.train_seconds_per_epoch + 0.0, // -0.0 (empty sum) prints as 0.0
+            s.test_seconds_per_epoch + 0.0
         ));
     }
     md.push_str(&format!(
