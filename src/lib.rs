@@ -17,3 +17,8 @@ pub mod experiments;
 pub mod output;
 pub mod plot;
 pub mod vae;
+
+/// The README's Rust example compiles and runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
