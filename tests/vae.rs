@@ -206,6 +206,27 @@ fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
     assert!(err.to_string().contains("another configuration"), "{err}");
 }
 
+/// AIMLE's adaptive state (β, running non-zero fraction) survives a resume exactly.
+#[test]
+fn aimle_resume_equals_uninterrupted() {
+    let (train, test) = (synthetic(200, 4), synthetic(50, 5));
+    let cfg = tiny(Method::Aimle, 3);
+    let mut a = Trainer::new(cfg.clone()).unwrap();
+    a.fit(&train, &test, None, |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Trainer::new(VaeConfig {
+        epochs: 1,
+        ..cfg.clone()
+    })
+    .unwrap();
+    b.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
+    drop(b);
+    let mut c = Trainer::new(cfg).unwrap();
+    c.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
+    assert_eq!(flat_params(&a.model), flat_params(&c.model));
+    assert_eq!(a.latent.adaptive_state(), c.latent.adaptive_state());
+}
+
 #[test]
 fn gsmt_temperature_follows_official_schedule() {
     let c = imle_paper::vae::LatentConfig::default();

@@ -156,6 +156,16 @@ impl AdaptiveLambda {
         self.lock().running
     }
 
+    /// Restores a state read with [`AdaptiveLambda::beta`] and
+    /// [`AdaptiveLambda::running_nonzero`] (e.g. when resuming from a checkpoint).
+    pub fn restore(&self, beta: f32, running_nonzero: Option<f32>) -> Result<()> {
+        check_positive("beta", beta as f64)?;
+        let mut s = self.lock();
+        s.beta = beta;
+        s.running = running_nonzero;
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, AdaptiveState> {
         // The state is two floats: a panic elsewhere cannot leave it inconsistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -240,6 +250,16 @@ mod tests {
             a.observe(&[1.0; 4]);
         }
         assert!(a.beta() < b);
+        // A restored state continues exactly like the original.
+        let c = AdaptiveLambda::new(1.0, 0.5).unwrap();
+        c.restore(a.beta(), a.running_nonzero()).unwrap();
+        a.observe(&[0.0, 1.0, 0.0, 0.0]);
+        c.observe(&[0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            (a.beta(), a.running_nonzero()),
+            (c.beta(), c.running_nonzero())
+        );
+        assert!(c.restore(0.0, None).is_err());
     }
 
     #[test]

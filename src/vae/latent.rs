@@ -212,6 +212,16 @@ impl Latent {
         })
     }
 
+    /// Restores the AIMLE state `(β, running non-zero fraction)`; a no-op for other methods.
+    pub fn restore_adaptive_state(&self, beta: f32, running: Option<f32>) -> imle::Result<()> {
+        if let Latent::Imle(i, _) = self {
+            if let Target::Adaptive(a) = i.target() {
+                a.restore(beta, running)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The AIMLE state `(β, running non-zero fraction)`, if this is AIMLE.
     pub fn adaptive_state(&self) -> Option<(f32, Option<f32>)> {
         match self {

@@ -28,7 +28,7 @@
 //! * **Determinism.** One run seed; the weights, each epoch's shuffle and every noise
 //!   draw (train step `i` of epoch `e`, test batch `j` after epoch `e`) come from seeds
 //!   derived from it, so a run resumed from a checkpoint is identical to an uninterrupted
-//!   one (AIMLE aside: see [`train::Checkpoint`]).
+//!   one (AIMLE included: its β and running fraction are checkpointed).
 
 pub mod adam;
 pub mod latent;

@@ -393,10 +393,8 @@ const MAGIC: &[u8; 8] = b"IMLEVAE1";
 /// 12 parameter tensors, Adam's 12 first-moment and 12 second-moment buffers as f32 LE,
 /// each in [`params`] order. Written to a temporary file, synced and renamed, so a killed
 /// run leaves either the previous or the new checkpoint. Seeds are derived from (run
-/// seed, epoch, batch), so no RNG state is needed. AIMLE's β is restored exactly but its
-/// running non-zero fraction restarts from the first batch after a resume (the library
-/// exposes no setter), so a resumed AIMLE run is close to, not identical with, an
-/// uninterrupted one.
+/// seed, epoch, batch), so no RNG state is needed. AIMLE's β and running non-zero
+/// fraction are restored exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// Config of the run.
@@ -494,10 +492,8 @@ impl Trainer {
             m,
             v,
         };
-        if let Some((beta, _running)) = meta.adaptive {
-            let mut cfg = self.cfg.latent;
-            cfg.aimle_beta0 = beta;
-            self.latent = Latent::new(self.cfg.method, &cfg)?;
+        if let Some((beta, running)) = meta.adaptive {
+            self.latent.restore_adaptive_state(beta, running)?;
         }
         self.history = meta.history;
         Ok(())
