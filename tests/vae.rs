@@ -173,22 +173,9 @@ fn every_method_trains_one_step() {
 
 #[test]
 fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
-    let (train, test) = (synthetic(200, 4), synthetic(50, 5));
-    let cfg = tiny(Method::ImleSog, 3);
-    // Uninterrupted.
-    let mut a = Trainer::new(cfg.clone()).unwrap();
-    a.fit(&train, &test, None, |_| {}).unwrap();
-    // Interrupted after epoch 1 (a run of 1 epoch with checkpoints), resumed to 3.
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = Trainer::new(VaeConfig {
-        epochs: 1,
-        ..cfg.clone()
-    })
-    .unwrap();
-    b.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
-    drop(b);
-    let mut c = Trainer::new(cfg.clone()).unwrap();
-    c.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
+    // Uninterrupted, and interrupted after epoch 1 (a run of 1 epoch with checkpoints)
+    // then resumed to 3.
+    let (a, c) = uninterrupted_and_resumed(Method::ImleSog);
     assert_eq!(flat_params(&a.model), flat_params(&c.model));
     assert_eq!(a.adam.state, c.adam.state);
     let losses = |t: &Trainer| {
@@ -199,6 +186,15 @@ fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
     };
     assert_eq!(losses(&a), losses(&c));
     // A checkpoint of another configuration is refused.
+    let (train, test) = (synthetic(200, 4), synthetic(50, 5));
+    let cfg = tiny(Method::ImleSog, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Trainer::new(VaeConfig {
+        epochs: 1,
+        ..cfg.clone()
+    })
+    .unwrap();
+    b.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
     let mut other = Trainer::new(VaeConfig { seed: 12, ..cfg }).unwrap();
     let err = other
         .fit(&train, &test, Some(dir.path()), |_| {})
@@ -209,8 +205,16 @@ fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
 /// AIMLE's adaptive state (β, running non-zero fraction) survives a resume exactly.
 #[test]
 fn aimle_resume_equals_uninterrupted() {
+    let (a, c) = uninterrupted_and_resumed(Method::Aimle);
+    assert_eq!(flat_params(&a.model), flat_params(&c.model));
+    assert_eq!(a.latent.adaptive_state(), c.latent.adaptive_state());
+}
+
+/// Trains `method` for 3 epochs uninterrupted, and again as a 1-epoch run with a
+/// checkpoint resumed to 3 epochs; returns both trainers.
+fn uninterrupted_and_resumed(method: Method) -> (Trainer, Trainer) {
     let (train, test) = (synthetic(200, 4), synthetic(50, 5));
-    let cfg = tiny(Method::Aimle, 3);
+    let cfg = tiny(method, 3);
     let mut a = Trainer::new(cfg.clone()).unwrap();
     a.fit(&train, &test, None, |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -223,8 +227,7 @@ fn aimle_resume_equals_uninterrupted() {
     drop(b);
     let mut c = Trainer::new(cfg).unwrap();
     c.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
-    assert_eq!(flat_params(&a.model), flat_params(&c.model));
-    assert_eq!(a.latent.adaptive_state(), c.latent.adaptive_state());
+    (a, c)
 }
 
 #[test]

@@ -87,18 +87,22 @@ impl ImleSamples {
 
     /// The mean of the S samples, row-major `(B, M)`.
     pub fn mean(&self) -> Vec<f32> {
-        let (m, s) = (self.m, self.samples);
-        let mut out = vec![0.0; self.theta.len()];
-        for (row, zs) in out.chunks_mut(m).zip(self.z.chunks(s * m)) {
-            for z in zs.chunks(m) {
-                for (o, v) in row.iter_mut().zip(z) {
-                    *o += v;
-                }
-            }
-            row.iter_mut().for_each(|o| *o /= s as f32);
-        }
-        out
+        mean_over_samples(&self.z, self.m, self.samples)
     }
+}
+
+/// The mean over the S samples of each row: `(B, S, M)` row-major in, `(B, M)` out.
+pub(crate) fn mean_over_samples(z: &[f32], m: usize, s: usize) -> Vec<f32> {
+    let mut out = vec![0.0; z.len() / s];
+    for (row, zs) in out.chunks_mut(m).zip(z.chunks(s * m)) {
+        for z in zs.chunks(m) {
+            for (o, v) in row.iter_mut().zip(z) {
+                *o += v;
+            }
+        }
+        row.iter_mut().for_each(|o| *o /= s as f32);
+    }
+    out
 }
 
 impl Imle {

@@ -72,17 +72,7 @@ pub struct PerturbedSamples {
 impl PerturbedSamples {
     /// The Monte-Carlo mean `ŷ = (1/S) Σ_s MAP(θ + σ·Z_s)`, row-major `(B, M)`.
     pub fn mean(&self) -> Vec<f32> {
-        let (m, s) = (self.m, self.samples);
-        let mut out = vec![0.0; self.theta.len()];
-        for (row, zs) in out.chunks_mut(m).zip(self.z.chunks(s * m)) {
-            for z in zs.chunks(m) {
-                for (o, v) in row.iter_mut().zip(z) {
-                    *o += v;
-                }
-            }
-            row.iter_mut().for_each(|o| *o /= s as f32);
-        }
-        out
+        crate::estimator::mean_over_samples(&self.z, self.m, self.samples)
     }
 }
 
