@@ -2,7 +2,9 @@
 //! - the Warcraft encoder (ResNet18's first block): conv7x7/2 -> BN -> ReLU ->
 //!   maxpool 3x3/2/1 -> 2 x BasicBlock(64) -> maxpool 2x2 -> mean over channels,
 //!   input 70 x 3 x 96 x 96, forward (train mode) and forward + backward;
-//! - the L2X selector: three Conv1D(100, k=3, same) over 40 x 200 x 350 embeddings.
+//! - the L2X selector: three Conv1D(100, k=3, same) over 40 x 200 x 350 embeddings;
+//! - the Figure 4 VAE's MLPs (784-512-256-400 and back, batch 100) with our `Dense`
+//!   against dfdx's `Linear`.
 //!
 //! `cargo bench -p imle-conv --bench layers`; the PyTorch counterpart is
 //! `benches/torch_reference.py`.
@@ -101,5 +103,37 @@ fn l2x(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, warcraft, warcraft_cached, l2x);
+type VaeMlp<L1, L2, L3, L4, L5, L6> = ((L1, ReLU, L2, ReLU, L3), (L4, ReLU, L5, ReLU, L6));
+
+fn vae_mlp(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    let x: Tensor<(usize, Const<784>), f32, _> = dev.sample_uniform_like(&(100, Const));
+    let ours = dev.build_module::<VaeMlp<
+        cb::Dense<784, 512>,
+        cb::Dense<512, 256>,
+        cb::Dense<256, 400>,
+        cb::Dense<400, 256>,
+        cb::Dense<256, 512>,
+        cb::Dense<512, 784>,
+    >, f32>();
+    let dfdx = dev.build_module::<VaeMlp<
+        Linear<784, 512>,
+        Linear<512, 256>,
+        Linear<256, 400>,
+        Linear<400, 256>,
+        Linear<256, 512>,
+        Linear<512, 784>,
+    >, f32>();
+    let mut g = c.benchmark_group("vae_mlp_100x784_fwd_bwd");
+    g.sample_size(30);
+    g.bench_function("imle_conv_dense", |b| {
+        b.iter(|| ours.forward(x.leaky_trace()).sum::<Rank0, _>().backward())
+    });
+    g.bench_function("dfdx_linear", |b| {
+        b.iter(|| dfdx.forward(x.leaky_trace()).sum::<Rank0, _>().backward())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, warcraft, warcraft_cached, l2x, vae_mlp);
 criterion_main!(benches);

@@ -1,4 +1,4 @@
-//! Convolution, pooling and batch-norm layers for [dfdx](https://docs.rs/dfdx/0.13) 0.13 on
+//! Convolution, pooling, batch-norm and fast fully connected layers for [dfdx](https://docs.rs/dfdx/0.13) 0.13 on
 //! stable Rust (CPU, `f32`, NCHW), with their own backward passes: im2col + GEMM
 //! convolutions parallel over the batch with rayon, batch norm fused with ReLU and the
 //! residual addition.
@@ -43,6 +43,7 @@ mod block;
 mod buffers;
 mod conv1d;
 mod conv2d;
+mod dense;
 mod error;
 mod kernel;
 mod pool;
@@ -51,6 +52,7 @@ pub use batchnorm::{batch_norm2d, BatchNorm2D, BatchNormReLU2D, BnMode};
 pub use block::{BasicBlock, DownsampleBlock};
 pub use conv1d::{conv1d, Conv1D, Pad, Padding1D, PaddingMode, Same};
 pub use conv2d::{conv2d, Conv2D, UnbiasedConv2D};
+pub use dense::{dense, Dense};
 pub use error::ConvError;
 pub use pool::{
     adaptive_max_pool2d, global_avg_pool, global_max_pool, max_pool1d, max_pool2d,
@@ -74,5 +76,6 @@ pub mod builders {
     pub use crate::conv1d::builder::*;
     pub use crate::conv1d::{Pad, Same};
     pub use crate::conv2d::builder::*;
+    pub use crate::dense::builder::*;
     pub use crate::pool::{AdaptiveMaxPool2D, GlobalAvgPool, GlobalMaxPool, MaxPool1D, MaxPool2D};
 }

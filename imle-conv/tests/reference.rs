@@ -658,3 +658,84 @@ fn batch_norm_residual_may_alias_its_input() {
     };
     assert_close(&run(true), &run(false), 1e-6, "aliased residual");
 }
+
+/// Output, input gradient, weight gradient, bias gradient of `L = Σ y ⊙ up` for one
+/// batch through our [`Dense`] (`fast`) or dfdx's `Linear`.
+fn dense_run<const I: usize, const O: usize>(seed: u64, batch: usize, fast: bool) -> [Vec<f32>; 4] {
+    let dev = Cpu::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = dev.tensor_from_vec(rand_vec(&mut rng, batch * I), (batch, Const::<I>));
+    let up = dev.tensor_from_vec(rand_vec(&mut rng, batch * O), (batch, Const::<O>));
+    if fast {
+        let m = dev.build_module::<cb::Dense<I, O>, f32>();
+        let y = m.forward(x.leaky_trace());
+        let out = y.as_vec();
+        let g = (y * up).sum().backward();
+        [
+            out,
+            g.get(&x).as_vec(),
+            g.get(&m.weight).as_vec(),
+            g.get(&m.bias).as_vec(),
+        ]
+    } else {
+        let m = dev.build_module::<Linear<I, O>, f32>();
+        let y = m.forward(x.leaky_trace());
+        let out = y.as_vec();
+        let g = (y * up).sum().backward();
+        [
+            out,
+            g.get(&x).as_vec(),
+            g.get(&m.weight).as_vec(),
+            g.get(&m.bias).as_vec(),
+        ]
+    }
+}
+
+#[test]
+fn dense_is_a_drop_in_for_dfdx_linear() {
+    // Same seed → same initial parameters as dfdx's `Linear` (same order and distribution).
+    let dev = Cpu::seed_from_u64(3);
+    let ours = dev.build_module::<cb::Dense<13, 7>, f32>();
+    let dev = Cpu::seed_from_u64(3);
+    let theirs = dev.build_module::<Linear<13, 7>, f32>();
+    assert_eq!(ours.weight.as_vec(), theirs.weight.as_vec());
+    assert_eq!(ours.bias.as_vec(), theirs.bias.as_vec());
+    // Forward and all gradients agree, for odd sizes and a batch of one.
+    for batch in [1, 5, 37] {
+        let a = dense_run::<13, 7>(batch as u64, batch, true);
+        let b = dense_run::<13, 7>(batch as u64, batch, false);
+        for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(a.iter().zip(&b)) {
+            assert_close(a, b, 1e-5, what);
+        }
+    }
+    let a = dense_run::<300, 129>(9, 100, true);
+    let b = dense_run::<300, 129>(9, 100, false);
+    for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(a.iter().zip(&b)) {
+        assert_close(a, b, 1e-4, what);
+    }
+}
+
+#[test]
+fn dense_matches_hand_computation_and_ignores_thread_count() {
+    // y = x wᵀ + b by hand; dL/dx = up·w, dL/dw = upᵀ x, dL/db = Σ_rows up.
+    let dev: Cpu = Cpu::seed_from_u64(0);
+    let x = dev.tensor([[1.0f32, 2.0], [0.0, -1.0]]);
+    let w = dev.tensor([[1.0f32, 0.0], [1.0, 1.0], [0.0, 2.0]]);
+    let b = dev.tensor([0.5f32, 0.0, -1.0]);
+    let y = dense(x.leaky_trace(), &w, Some(&b)).unwrap();
+    assert_eq!(y.array(), [[1.5, 3.0, 3.0], [0.5, -1.0, -3.0]]);
+    let up = dev.tensor([[1.0f32, 0.0, 1.0], [0.0, 2.0, 0.0]]);
+    let grads = (y * up).sum().backward();
+    assert_eq!(grads.get(&x).array(), [[1.0, 2.0], [2.0, 2.0]]);
+    assert_eq!(grads.get(&w).array(), [[1.0, 2.0], [0.0, -2.0], [1.0, 2.0]]);
+    assert_eq!(grads.get(&b).array(), [1.0, 2.0, 1.0]);
+    // Large enough for gemm to split the work: bit-identical on 1 and 3 threads.
+    let on = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| dense_run::<512, 256>(4, 200, true))
+    };
+    assert_eq!(on(1), on(3));
+}

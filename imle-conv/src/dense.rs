@@ -1,0 +1,185 @@
+//! Fully connected layer: the functional op [`dense`] and the module [`Dense`], a drop-in
+//! for dfdx's `Linear` (same fields, layout and initialisation) whose matrix products run
+//! on the `gemm` 0.19 AVX-512 kernels (see the crate README for the measured speed-up).
+
+use dfdx::nn::modules::{
+    BuildModule, Module, ModuleVisitor, NonMutableModule, TensorCollection, TensorOptions,
+};
+use dfdx::nn::BuildOnDevice;
+use dfdx::prelude::{Device, Dtype, Storage};
+use dfdx::shapes::{Const, Dim, HasShape, Rank1, Rank2};
+use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
+use num_traits::Float;
+use rand::distributions::uniform::SampleUniform;
+use rand::distributions::Uniform;
+
+use crate::buffers::out_vec;
+use crate::conv2d::read;
+use crate::kernel::sgemm;
+
+/// `y[b, o] = bias[o] + Σ_i x[b, i] · weight[o, i]` for a batch `x` of shape `(B, I)`.
+///
+/// The gradients of `x`, `weight` and `bias` are recorded on `x`'s tape (as dfdx's `Linear`
+/// does). The matrix products run on rayon's threads when there are several; the result
+/// does not depend on the number of threads.
+///
+/// ```
+/// # use dfdx::prelude::*;
+/// let dev: Cpu = Cpu::seed_from_u64(0);
+/// let x = dev.tensor([[1.0f32, 2.0], [0.0, -1.0]]);
+/// let w = dev.tensor([[1.0f32, 0.0], [1.0, 1.0], [0.0, 2.0]]);
+/// let b = dev.tensor([0.5f32, 0.0, -1.0]);
+/// let y = imle_conv::dense(x, &w, Some(&b)).unwrap();
+/// assert_eq!(y.array(), [[1.5, 3.0, 3.0], [0.5, -1.0, -3.0]]);
+/// ```
+pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
+    x: Tensor<(B, Const<I>), f32, Cpu, T>,
+    weight: &Tensor<Rank2<O, I>, f32, Cpu>,
+    bias: Option<&Tensor<Rank1<O>, f32, Cpu>>,
+) -> Result<Tensor<(B, Const<O>), f32, Cpu, T>, CpuError> {
+    let batch = x.shape().0;
+    let n = batch.size();
+    let (xv, x) = read(x)?;
+    let (x, mut tape) = x.split_tape();
+    let mut wv = vec![0.0; O * I];
+    weight.copy_into(&mut wv);
+    let mut out = out_vec(x.device(), n * O)?;
+    if let Some(b) = bias {
+        let mut bv = vec![0.0; O];
+        b.copy_into(&mut bv);
+        for row in out.chunks_exact_mut(O) {
+            row.copy_from_slice(&bv);
+        }
+    }
+    let par = rayon::current_num_threads() > 1;
+    // out[n, O] (+)= x[n, I] · weightᵀ[I, O]
+    sgemm(
+        (n, O, I),
+        &xv,
+        (I, 1),
+        &wv,
+        (1, I),
+        &mut out,
+        O,
+        bias.is_some(),
+        par,
+    );
+    let out = x.device().try_tensor_from_vec(out, (batch, Const::<O>))?;
+    if T::OWNS_TAPE {
+        let (xg, wg, og) = (x.ghost(), weight.ghost(), out.ghost());
+        let bg = bias.map(|b| b.ghost());
+        tape.add_backward_op(move |grads| {
+            grads.try_alloc_for(&xg)?;
+            grads.try_alloc_for(&wg)?;
+            grads.try_alloc_for(&og)?;
+            let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
+            {
+                // gx[n, I] += gout[n, O] · weight[O, I]
+                let gx = &mut **grads.get_or_alloc_mut(&xg)?;
+                sgemm((n, I, O), &gout, (O, 1), &wv, (I, 1), gx, I, true, par);
+            }
+            {
+                // gw[O, I] += goutᵀ[O, n] · x[n, I]
+                let gw = &mut **grads.get_or_alloc_mut(&wg)?;
+                sgemm((O, I, n), &gout, (1, O), &xv, (I, 1), gw, I, true, par);
+            }
+            if let Some(bg) = &bg {
+                grads.try_alloc_for(bg)?;
+                let gb = &mut **grads.get_or_alloc_mut(bg)?;
+                for row in gout.chunks_exact(O) {
+                    for (g, &r) in gb.iter_mut().zip(row) {
+                        *g += r;
+                    }
+                }
+            }
+            **grads.get_or_alloc_mut(&og)? = gout;
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+/// Builder of [`Dense`].
+pub mod builder {
+    /// Builds a [`super::Dense`] from `I` to `O` features.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Dense<const I: usize, const O: usize>;
+}
+
+/// Fully connected layer `(batch, I)` → `(batch, O)`: `y = x · weightᵀ + bias`, the same
+/// parameters as dfdx's `Linear` (`weight` `[O, I]`, `bias` `[O]`, both initialised uniform
+/// in `±1/sqrt(I)` from the device's RNG), so a model switches by changing the builder and
+/// its saved weights load unchanged. Only batched (rank-2) inputs on `Cpu`.
+///
+/// ```
+/// # use dfdx::prelude::*;
+/// use imle_conv::builders as cb;
+/// let dev: Cpu = Cpu::seed_from_u64(0);
+/// let mlp = dev.build_module::<(cb::Dense<784, 128>, ReLU, cb::Dense<128, 10>), f32>();
+/// let x: Tensor<(usize, Const<784>), f32, _> = dev.zeros_like(&(32, Const));
+/// let y = mlp.forward(x);
+/// assert_eq!(*y.shape(), (32, Const::<10>));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dense<const I: usize, const O: usize, E: Dtype, D: Storage<E>> {
+    /// Weights, `[O, I]`.
+    pub weight: Tensor<Rank2<O, I>, E, D>,
+    /// Bias, `[O]`.
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+impl<const I: usize, const O: usize, E, D> BuildOnDevice<D, E> for builder::Dense<I, O>
+where
+    E: Dtype,
+    D: Device<E>,
+    Dense<I, O, E, D>: BuildModule<D, E>,
+{
+    type Built = Dense<I, O, E, D>;
+    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
+        Self::Built::try_build(device)
+    }
+}
+
+impl<const I: usize, const O: usize, E: Dtype, D: Storage<E>> NonMutableModule
+    for Dense<I, O, E, D>
+{
+}
+
+impl<const I: usize, const O: usize, E, D> TensorCollection<E, D> for Dense<I, O, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Dense<I, O, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        // dfdx's `Linear` initialisation: U(-1/sqrt(I), 1/sqrt(I)) for weight and bias.
+        macro_rules! init {
+            () => {
+                TensorOptions::reset_with(|t| {
+                    let b: E = E::ONE / E::from_usize(I).unwrap().sqrt();
+                    t.try_fill_with_distr(Uniform::new(-b, b))
+                })
+            };
+        }
+        visitor.visit_fields(
+            (
+                Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, init!()),
+                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, init!()),
+            ),
+            |(weight, bias)| Dense { weight, bias },
+        )
+    }
+}
+
+impl<const I: usize, const O: usize, B: Dim, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<I>), f32, Cpu, T>> for Dense<I, O, f32, Cpu>
+{
+    type Output = Tensor<(B, Const<O>), f32, Cpu, T>;
+    type Error = CpuError;
+    fn try_forward(&self, x: Tensor<(B, Const<I>), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        dense(x, &self.weight, Some(&self.bias))
+    }
+}
