@@ -90,9 +90,9 @@ fn our_adam_equals_dfdx_adam_step_for_step() {
             let h = m.0.forward(x.leaky_trace());
             m.1.forward(h.sigmoid()).bce_with_logits(x.clone()).sum()
         };
-        let ga = loss_of(&a).backward();
+        let mut ga = loss_of(&a).backward();
         let gb = loss_of(&b).backward();
-        ours.update(&mut a, &ga);
+        ours.update(&mut a, &mut ga).unwrap();
         theirs
             .update(&mut b, &gb)
             .expect("all parameters have gradients");
@@ -253,4 +253,27 @@ fn official_rate_sog_noise_has_the_moments_of_the_notes() {
     let std = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
     assert!((mean - (0.55 - 10f64.ln())).abs() < 0.01, "{mean}");
     assert!((std - 0.62).abs() < 0.02, "{std}");
+}
+
+#[test]
+fn numbers_do_not_depend_on_the_thread_count() {
+    // The dense layers' GEMMs and the noise run on rayon's threads: 1 and 3 threads must
+    // give bit-identical weights (batch 100 so that the GEMMs are large enough to split).
+    let (train, test) = (synthetic(200, 5), synthetic(100, 6));
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut t = Trainer::new(VaeConfig {
+                    batch: 100,
+                    ..tiny(Method::ImleSog, 1)
+                })
+                .unwrap();
+                t.fit(&train, &test, None, |_| {}).unwrap();
+                (flat_params(&t.model), t.history[0].test_loss)
+            })
+    };
+    assert_eq!(run(1), run(3));
 }

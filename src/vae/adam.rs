@@ -63,6 +63,8 @@ pub struct Adam {
     pub hyper: AdamHyper,
     /// State.
     pub state: AdamState,
+    /// Reused buffers for the parameter values (no allocation per step).
+    scratch: Vec<Vec<f32>>,
 }
 
 impl Adam {
@@ -76,11 +78,17 @@ impl Adam {
                 m: zeros.clone(),
                 v: zeros,
             },
+            scratch: vec![Vec::new(); N_PARAMS],
         }
     }
 
-    /// One update of every parameter from `grads` (dfdx's Adam kernel, f32).
-    pub fn update(&mut self, model: &mut VaeModel, grads: &Gradients<f32, Cpu>) {
+    /// One update of every parameter from `grads` (dfdx's Adam kernel, f32). The
+    /// gradients are read in place (hence `&mut`); they are not changed.
+    pub fn update(
+        &mut self,
+        model: &mut VaeModel,
+        grads: &mut Gradients<f32, Cpu>,
+    ) -> Result<(), CpuError> {
         self.state.t += 1;
         let t = self.state.t;
         let b1 = self.hyper.betas[0] as f32;
@@ -92,8 +100,10 @@ impl Adam {
         let ps = params_mut(model);
         debug_assert_eq!(ps.len(), N_PARAMS);
         for (i, p) in ps.into_iter().enumerate() {
-            let g = p.grad(grads);
-            let mut w = p.values();
+            let w = &mut self.scratch[i];
+            w.resize(p.numel(), 0.0);
+            p.values_into(w);
+            let g = p.grad(grads)?;
             let (m, v) = (&mut self.state.m[i], &mut self.state.v[i]);
             for (((p, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 *m = *m * b1 + g * (1.0 - b1);
@@ -102,7 +112,8 @@ impl Adam {
                 let v_hat = *v * c2;
                 *p -= lr * m_hat / (v_hat.sqrt() + eps);
             }
-            p.set(&w);
+            p.set(w);
         }
+        Ok(())
     }
 }

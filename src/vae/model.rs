@@ -1,6 +1,7 @@
 //! The discrete VAE's networks, parameter access and the loss (official code's formula).
 
 use dfdx::prelude::*;
+use imle_conv::builders::Dense;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -15,21 +16,22 @@ pub const LATENT: usize = BLOCKS * CATS;
 /// Number of parameter tensors (6 linear layers × weight, bias).
 pub const N_PARAMS: usize = 12;
 
-/// Encoder 784-512-256-400 (ReLU): 20 blocks of 20 logits.
+/// Encoder 784-512-256-400 (ReLU): 20 blocks of 20 logits. The layers are `imle_conv`'s
+/// `Dense` (dfdx's `Linear` with AVX-512 matrix products, about 2x faster here).
 pub type EncoderSpec = (
-    Linear<PIXELS, 512>,
+    Dense<PIXELS, 512>,
     ReLU,
-    Linear<512, 256>,
+    Dense<512, 256>,
     ReLU,
-    Linear<256, LATENT>,
+    Dense<256, LATENT>,
 );
 /// Decoder 400-256-512-784 (ReLU): Bernoulli logits of the 784 pixels.
 pub type DecoderSpec = (
-    Linear<LATENT, 256>,
+    Dense<LATENT, 256>,
     ReLU,
-    Linear<256, 512>,
+    Dense<256, 512>,
     ReLU,
-    Linear<512, PIXELS>,
+    Dense<512, PIXELS>,
 );
 /// Encoder and decoder.
 pub type VaeSpec = (EncoderSpec, DecoderSpec);
@@ -44,8 +46,10 @@ pub trait Param {
     fn values(&self) -> Vec<f32>;
     /// Overwrites the values.
     fn set(&mut self, v: &[f32]);
-    /// Its gradient in `grads` (zeros if it has none).
-    fn grad(&self, grads: &Gradients<f32, Cpu>) -> Vec<f32>;
+    /// Copies the values into `buf` (of length [`Param::numel`]).
+    fn values_into(&self, buf: &mut [f32]);
+    /// Its gradient in `grads`, read in place.
+    fn grad<'a>(&self, grads: &'a mut Gradients<f32, Cpu>) -> Result<&'a [f32], CpuError>;
 }
 
 impl<S: Shape> Param for Tensor<S, f32, Cpu> {
@@ -58,9 +62,13 @@ impl<S: Shape> Param for Tensor<S, f32, Cpu> {
     fn set(&mut self, v: &[f32]) {
         self.copy_from(v);
     }
-    fn grad(&self, grads: &Gradients<f32, Cpu>) -> Vec<f32> {
-        // Every parameter of the VAE is on the path to the loss, so it has a gradient.
-        grads.get(self).as_vec()
+    fn values_into(&self, buf: &mut [f32]) {
+        self.copy_into(buf);
+    }
+    fn grad<'a>(&self, grads: &'a mut Gradients<f32, Cpu>) -> Result<&'a [f32], CpuError> {
+        // Every parameter of the VAE is on the path to the loss, so it has a gradient
+        // (zeros would be allocated otherwise).
+        Ok(grads.get_or_alloc_mut(self)?.as_slice())
     }
 }
 

@@ -203,7 +203,7 @@ impl Trainer {
         if !value.is_finite() {
             bail!("the training loss is not finite ({value})");
         }
-        let grads = loss.try_backward().map_err(|e| {
+        let mut grads = loss.try_backward().map_err(|e| {
             let why = match &self.latent {
                 Latent::Imle(i, _) => i.take_backward_error().map(|e| e.to_string()),
                 Latent::Ste(s, _) => s.take_backward_error().map(|e| e.to_string()),
@@ -214,7 +214,7 @@ impl Trainer {
                 why.unwrap_or_else(|| format!("{e:?}"))
             )
         })?;
-        self.adam.update(&mut self.model, &grads);
+        self.adam.update(&mut self.model, &mut grads)?;
         Ok(LossParts {
             loss: value as f64,
             recon: recon as f64,
