@@ -87,6 +87,9 @@ pub struct EpochRecord {
     pub train_seconds: f64,
     /// Seconds spent on the test pass.
     pub test_seconds: f64,
+    /// Rayon threads the epoch ran on (0: not recorded, checkpoints of older versions).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// Mean loss parts over batches.
@@ -319,6 +322,7 @@ impl Trainer {
             temperature: self.temperature(epoch),
             train_seconds: (t1 - t0).as_secs_f64(),
             test_seconds: (t2 - t1).as_secs_f64(),
+            threads: rayon::current_num_threads(),
         });
         Ok(self.history.last().expect("just pushed"))
     }
