@@ -16,6 +16,80 @@ use rand::distributions::Uniform;
 use crate::buffers::out_vec;
 use crate::conv2d::read;
 use crate::kernel::sgemm;
+use rayon::prelude::*;
+
+/// `c[m, n] (+)= a[m, k] · b[k, n]` (`c` row-major, dense) with the columns of `c` (and
+/// `b`) split into one block per rayon thread, each a single-threaded GEMM: each thread
+/// packs only its part of the large matrix `b`, which at the sizes of small-batch MLPs
+/// scales better than `gemm`'s own threading. Every output element is still summed over
+/// `k` in the same order, so the result does not depend on the number of threads.
+#[allow(clippy::too_many_arguments)]
+fn sgemm_cols(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    let threads = rayon::current_num_threads();
+    // Blocks of whole microkernel widths (multiples of 16 columns).
+    let cols = n.div_ceil(threads.max(1)).next_multiple_of(16);
+    if threads <= 1 || cols >= n || m * k < 1024 {
+        sgemm(
+            (m, n, k),
+            a,
+            (a_rs, a_cs),
+            b,
+            (b_rs, b_cs),
+            c,
+            n,
+            accumulate,
+            false,
+        );
+        return;
+    }
+    assert!(c.len() >= m * n && m > 0 && k > 0);
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    /// The output's base pointer, shared by the threads that write disjoint columns.
+    #[derive(Clone, Copy)]
+    struct Out(*mut f32);
+    // SAFETY: the blocks below write disjoint column ranges of `c`.
+    unsafe impl Send for Out {}
+    unsafe impl Sync for Out {}
+    let out = Out(c.as_mut_ptr());
+    (0..n.div_ceil(cols)).into_par_iter().for_each(|j| {
+        let out = out;
+        let (c0, nb) = (j * cols, cols.min(n - j * cols));
+        // SAFETY: the asserts above bound every read of `a` and `b`; block j writes only
+        // columns c0..c0 + nb of rows 0..m of `c`, inside `c` and disjoint from the others.
+        unsafe {
+            gemm::gemm(
+                m,
+                nb,
+                k,
+                out.0.add(c0),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr().add(c0 * b_cs),
+                b_cs as isize,
+                b_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    });
+}
 
 /// `y[b, o] = bias[o] + Σ_i x[b, i] · weight[o, i]` for a batch `x` of shape `(B, I)`.
 ///
@@ -51,18 +125,15 @@ pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
             row.copy_from_slice(&bv);
         }
     }
-    let par = rayon::current_num_threads() > 1;
     // out[n, O] (+)= x[n, I] · weightᵀ[I, O]
-    sgemm(
+    sgemm_cols(
         (n, O, I),
         &xv,
         (I, 1),
         &wv,
         (1, I),
         &mut out,
-        O,
         bias.is_some(),
-        par,
     );
     let out = x.device().try_tensor_from_vec(out, (batch, Const::<O>))?;
     if T::OWNS_TAPE {
@@ -76,12 +147,12 @@ pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
             {
                 // gx[n, I] += gout[n, O] · weight[O, I]
                 let gx = &mut **grads.get_or_alloc_mut(&xg)?;
-                sgemm((n, I, O), &gout, (O, 1), &wv, (I, 1), gx, I, true, par);
+                sgemm_cols((n, I, O), &gout, (O, 1), &wv, (I, 1), gx, true);
             }
             {
                 // gw[O, I] += goutᵀ[O, n] · x[n, I]
                 let gw = &mut **grads.get_or_alloc_mut(&wg)?;
-                sgemm((O, I, n), &gout, (1, O), &xv, (I, 1), gw, I, true, par);
+                sgemm_cols((O, I, n), &gout, (1, O), &xv, (I, 1), gw, true);
             }
             if let Some(bg) = &bg {
                 grads.try_alloc_for(bg)?;

@@ -9,6 +9,7 @@
 
 use super::model::{params, params_mut, VaeModel, N_PARAMS};
 use dfdx::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters (dfdx's `AdamConfig` without weight decay).
@@ -105,13 +106,22 @@ impl Adam {
             p.values_into(w);
             let g = p.grad(grads)?;
             let (m, v) = (&mut self.state.m[i], &mut self.state.v[i]);
-            for (((p, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = *m * b1 + g * (1.0 - b1);
-                *v = *v * b2 + g.powi(2) * (1.0 - b2);
-                let m_hat = *m * c1;
-                let v_hat = *v * c2;
-                *p -= lr * m_hat / (v_hat.sqrt() + eps);
-            }
+            // Element-wise, so splitting it over threads gives the same bits.
+            const CHUNK: usize = 1 << 14;
+            w.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((w, g), m), v)| {
+                    for (((p, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                    {
+                        *m = *m * b1 + g * (1.0 - b1);
+                        *v = *v * b2 + g.powi(2) * (1.0 - b2);
+                        let m_hat = *m * c1;
+                        let v_hat = *v * c2;
+                        *p -= lr * m_hat / (v_hat.sqrt() + eps);
+                    }
+                });
             p.set(w);
         }
         Ok(())
