@@ -59,9 +59,14 @@ fn sgemm_cols(
     // SAFETY: the blocks below write disjoint column ranges of `c`.
     unsafe impl Send for Out {}
     unsafe impl Sync for Out {}
+    impl Out {
+        // A method, so that the closure captures the whole (Send) struct, not the field.
+        fn at(self, offset: usize) -> *mut f32 {
+            self.0.wrapping_add(offset)
+        }
+    }
     let out = Out(c.as_mut_ptr());
     (0..n.div_ceil(cols)).into_par_iter().for_each(|j| {
-        let out = out;
         let (c0, nb) = (j * cols, cols.min(n - j * cols));
         // SAFETY: the asserts above bound every read of `a` and `b`; block j writes only
         // columns c0..c0 + nb of rows 0..m of `c`, inside `c` and disjoint from the others.
@@ -70,7 +75,7 @@ fn sgemm_cols(
                 m,
                 nb,
                 k,
-                out.0.add(c0),
+                out.at(c0),
                 1,
                 n as isize,
                 accumulate,
