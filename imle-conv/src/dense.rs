@@ -15,7 +15,7 @@ use rand::distributions::Uniform;
 
 use crate::buffers::out_vec;
 use crate::conv2d::read;
-use crate::kernel::sgemm;
+use crate::kernel::{sgemm, sgemm_raw};
 use rayon::prelude::*;
 
 /// `c[m, n] (+)= a[m, k] · b[k, n]` (`c` row-major, dense) with the columns of `c` (and
@@ -71,25 +71,15 @@ fn sgemm_cols(
         // SAFETY: the asserts above bound every read of `a` and `b`; block j writes only
         // columns c0..c0 + nb of rows 0..m of `c`, inside `c` and disjoint from the others.
         unsafe {
-            gemm::gemm(
-                m,
-                nb,
-                k,
-                out.at(c0),
-                1,
-                n as isize,
-                accumulate,
+            sgemm_raw(
+                (m, nb, k),
                 a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
+                (a_rs, a_cs),
                 b.as_ptr().add(c0 * b_cs),
-                b_cs as isize,
-                b_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
+                (b_rs, b_cs),
+                out.at(c0),
+                n,
+                accumulate,
                 gemm::Parallelism::None,
             )
         }

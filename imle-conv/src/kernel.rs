@@ -106,28 +106,59 @@ pub(crate) fn sgemm(
     };
     // SAFETY: the asserted bounds above keep every access inside the slices.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            c_rs as isize,
-            accumulate,
+        sgemm_raw(
+            (m, n, k),
             a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
+            (a_rs, a_cs),
             b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            (b_rs, b_cs),
+            c.as_mut_ptr(),
+            c_rs,
+            accumulate,
             par,
         )
     }
+}
+
+/// [`sgemm`] on raw pointers, for callers that split one output among threads.
+///
+/// # Safety
+/// `a`, `b` and `c` must be valid for every element the strides address
+/// (`m x k`, `k x n`, `m x n`), and no other thread may access `c`'s elements.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn sgemm_raw(
+    (m, n, k): (usize, usize, usize),
+    a: *const f32,
+    (a_rs, a_cs): (usize, usize),
+    b: *const f32,
+    (b_rs, b_cs): (usize, usize),
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        c_rs as isize,
+        accumulate,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    )
 }
 
 /// Unfold one image `x[c, h, w]` into `col[(c, ky, kx), (oy, ox)]`.
