@@ -103,6 +103,19 @@ pub struct LossParts {
     pub kl: f64,
 }
 
+impl LossParts {
+    /// The mean of per-batch parts (summed in order, then divided).
+    fn mean(parts: &[LossParts]) -> LossParts {
+        let k = parts.len() as f64;
+        let sum = |f: fn(&LossParts) -> f64| parts.iter().map(f).sum::<f64>() / k;
+        LossParts {
+            loss: sum(|p| p.loss),
+            recon: sum(|p| p.recon),
+            kl: sum(|p| p.kl),
+        }
+    }
+}
+
 /// SplitMix64 mix of a seed and a stream tag.
 pub fn mix(seed: u64, tag: u64) -> u64 {
     let mut z = seed ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -255,23 +268,16 @@ impl Trainer {
             0,
         )));
         let temperature = self.temperature(epoch).unwrap_or(1.0);
-        let mut sum = LossParts::default();
-        let batches = order.chunks(self.cfg.batch).count();
-        for (i, idx) in order.chunks(self.cfg.batch).enumerate() {
-            let seed = seed_of(self.cfg.seed, TAG_TRAIN, epoch, i);
-            let p = self
-                .step(train.batch_f32(idx), seed, temperature)
-                .with_context(|| format!("epoch {epoch}, batch {i}"))?;
-            sum.loss += p.loss;
-            sum.recon += p.recon;
-            sum.kl += p.kl;
-        }
-        let k = batches as f64;
-        Ok(LossParts {
-            loss: sum.loss / k,
-            recon: sum.recon / k,
-            kl: sum.kl / k,
-        })
+        let parts = order
+            .chunks(self.cfg.batch)
+            .enumerate()
+            .map(|(i, idx)| {
+                let seed = seed_of(self.cfg.seed, TAG_TRAIN, epoch, i);
+                self.step(train.batch_f32(idx), seed, temperature)
+                    .with_context(|| format!("epoch {epoch}, batch {i}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LossParts::mean(&parts))
     }
 
     /// Test loss after epoch `epoch`: the mean over batches of the per-batch mean loss,
@@ -286,21 +292,15 @@ impl Trainer {
         }
         let temperature = self.temperature(epoch).unwrap_or(1.0);
         let idx: Vec<usize> = (0..n).collect();
-        let mut sum = LossParts::default();
-        let batches = idx.chunks(self.cfg.batch).count();
-        for (j, b) in idx.chunks(self.cfg.batch).enumerate() {
-            let seed = seed_of(self.cfg.seed, TAG_TEST, epoch, j);
-            let p = self.batch_loss(test.batch_f32(b), seed, temperature)?;
-            sum.loss += p.loss;
-            sum.recon += p.recon;
-            sum.kl += p.kl;
-        }
-        let k = batches as f64;
-        Ok(LossParts {
-            loss: sum.loss / k,
-            recon: sum.recon / k,
-            kl: sum.kl / k,
-        })
+        let parts = idx
+            .chunks(self.cfg.batch)
+            .enumerate()
+            .map(|(j, b)| {
+                let seed = seed_of(self.cfg.seed, TAG_TEST, epoch, j);
+                self.batch_loss(test.batch_f32(b), seed, temperature)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LossParts::mean(&parts))
     }
 
     /// Trains and evaluates one more epoch and records it.
