@@ -6,8 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dfdx::prelude::*;
-use imle::solver::TopK;
-use imle::{Imle, Noise, Target};
+use imle::prelude::*;
 use imle_paper::vae::{Method, Trainer, VaeConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,15 +40,14 @@ fn bench(c: &mut Criterion) {
     let up: Vec<f32> = (0..100 * 400).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let up = dev.tensor_from_vec(up, (100usize, Const::<20>, Const::<20>));
     let imle = Imle::new(
+        TopK::new(10),
         Target::pid(10.0).unwrap(),
         Noise::sum_of_gamma(10.0, 10.0, 10).unwrap(),
     )
     .scale_by_lambda(true);
     c.bench_function("I-MLE op fwd+bwd (100x20 blocks of 20, SoG, top-10)", |b| {
         b.iter(|| {
-            let z = imle
-                .apply_blocks(theta.leaky_trace(), &TopK::new(10))
-                .unwrap();
+            let z = imle.apply_blocks(theta.leaky_trace()).unwrap();
             (z * up.clone()).sum().backward()
         })
     });

@@ -247,7 +247,8 @@ fn official_rate_sog_noise_has_the_moments_of_the_notes() {
     // PAPER-NOTES: at κ = τ = s = 10 the rate-parameterised noise has mean
     // Σ_i (1/κ)(i/κ) − ln 10 = 0.55 − 2.303 ≈ −1.75 and std sqrt(Σ_i (1/κ)(i/κ)²) ≈ 0.62.
     let mut v = vec![0.0f32; 200_000];
-    imle_paper::vae::latent::official_rate_sog(10.0, 10.0, 10, 5, &mut v);
+    let dist = imle_paper::vae::latent::OfficialRateSog::new(10.0, 10.0, 10).unwrap();
+    imle::Noise::custom("rate-form SoG", dist).fill(5, &mut v);
     let n = v.len() as f64;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
     let std = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();

@@ -4,12 +4,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dfdx::prelude::*;
-use imle::baselines::{
-    Blackbox, GumbelSoftmax, L2x, PerturbationNoise, Perturbed, ScoreFunction, SoftSub, Ste,
-};
+use imle::baselines::PerturbationNoise;
 use imle::exact::KSubset;
-use imle::solver::TopK;
-use imle::{Imle, Noise, Target};
+use imle::prelude::*;
 
 const ROWS: usize = 2000;
 const M: usize = 20;
@@ -25,29 +22,30 @@ fn ops_fwd_bwd(c: &mut Criterion) {
     let mut group = c.benchmark_group("baselines_fwd_bwd_2000x20_k10");
 
     let imle = Imle::new(
+        topk,
         Target::pid(10.0).unwrap(),
         Noise::sum_of_gamma(10.0, 10.0, 10).unwrap(),
     )
     .seed(0);
     group.bench_function("imle_sog_S1", |b| {
         b.iter(|| {
-            let z = imle.apply(theta.leaky_trace(), &topk).unwrap();
+            let z = imle.apply(theta.leaky_trace()).unwrap();
             black_box((z * w.clone()).sum().backward());
         })
     });
 
-    let ste = Ste::new(Noise::sum_of_gamma(10.0, 10.0, 10).unwrap()).seed(0);
+    let ste = Ste::new(topk, Noise::sum_of_gamma(10.0, 10.0, 10).unwrap()).seed(0);
     group.bench_function("ste_sog", |b| {
         b.iter(|| {
-            let z = ste.apply(theta.leaky_trace(), &topk).unwrap();
+            let z = ste.apply(theta.leaky_trace()).unwrap();
             black_box((z * w.clone()).sum().backward());
         })
     });
 
-    let bb = Blackbox::new(10.0);
+    let bb = Blackbox::new(topk, 10.0).unwrap();
     group.bench_function("blackbox", |b| {
         b.iter(|| {
-            let z = bb.apply(theta.leaky_trace(), &topk).unwrap();
+            let z = bb.apply(theta.leaky_trace()).unwrap();
             black_box((z * w.clone()).sum().backward());
         })
     });
@@ -56,16 +54,16 @@ fn ops_fwd_bwd(c: &mut Criterion) {
         ("normal", PerturbationNoise::Normal),
         ("gumbel", PerturbationNoise::Gumbel),
     ] {
-        let dpo = Perturbed::new(1.0, 10).noise(noise).seed(0);
+        let dpo = Perturbed::new(topk, 1.0, 10).unwrap().noise(noise).seed(0);
         group.bench_with_input(BenchmarkId::new("perturbed_S10", name), &dpo, |b, dpo| {
             b.iter(|| {
-                let y = dpo.apply(theta.leaky_trace(), &topk).unwrap();
+                let y = dpo.apply(theta.leaky_trace()).unwrap();
                 black_box((y * w.clone()).sum().backward());
             })
         });
     }
 
-    let sfe = ScoreFunction::new(K).seed(0);
+    let sfe = ScoreFunction::new(K).unwrap().seed(0);
     group.bench_function("score_function", |b| {
         b.iter(|| {
             let z = sfe.sample(&theta).unwrap();
@@ -76,7 +74,7 @@ fn ops_fwd_bwd(c: &mut Criterion) {
     });
 
     for hard in [false, true] {
-        let gs = GumbelSoftmax::new(0.5).hard(hard).seed(0);
+        let gs = GumbelSoftmax::new(0.5).unwrap().hard(hard).seed(0);
         let name = if hard { "straight_through" } else { "relaxed" };
         group.bench_with_input(BenchmarkId::new("gumbel_softmax", name), &gs, |b, gs| {
             b.iter(|| {
@@ -86,7 +84,7 @@ fn ops_fwd_bwd(c: &mut Criterion) {
         });
     }
 
-    let softsub = SoftSub::new(K, 0.5).seed(0);
+    let softsub = SoftSub::new(K, 0.5).unwrap().seed(0);
     group.bench_function("softsub", |b| {
         b.iter(|| {
             let y = softsub.apply(theta.leaky_trace()).unwrap();
@@ -94,7 +92,7 @@ fn ops_fwd_bwd(c: &mut Criterion) {
         })
     });
 
-    let l2x = L2x::new(K, 0.5).seed(0);
+    let l2x = L2x::new(K, 0.5).unwrap().seed(0);
     group.bench_function("l2x", |b| {
         b.iter(|| {
             let y = l2x.apply(theta.leaky_trace()).unwrap();

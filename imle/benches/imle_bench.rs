@@ -3,8 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dfdx::prelude::*;
-use imle::solver::TopK;
-use imle::{Imle, Noise, Target};
+use imle::prelude::*;
 
 fn op_fwd_bwd(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
@@ -13,17 +12,17 @@ fn op_fwd_bwd(c: &mut Criterion) {
     let mut group = c.benchmark_group("imle_op_fwd_bwd_B100_20x20_k10");
     for samples in [1usize, 10] {
         let imle = Imle::new(
+            TopK::new(10),
             Target::pid(10.0).unwrap(),
             Noise::sum_of_gamma(10.0, 10.0, 10).unwrap(),
         )
         .samples(samples)
+        .unwrap()
         .scale_by_lambda(true)
         .seed(0);
         group.bench_with_input(BenchmarkId::new("S", samples), &samples, |b, _| {
             b.iter(|| {
-                let z = imle
-                    .apply_blocks(theta.leaky_trace(), &TopK::new(10))
-                    .unwrap();
+                let z = imle.apply_blocks(theta.leaky_trace()).unwrap();
                 let grads = (z * w.clone()).sum().backward();
                 black_box(grads.get(&theta));
             })

@@ -80,6 +80,13 @@ impl From<dfdx::tensor::CpuError> for Error {
     }
 }
 
+impl Error {
+    /// An error of the dfdx device (any device's error type).
+    pub(crate) fn device(e: impl std::fmt::Debug) -> Self {
+        Error::Device(format!("{e:?}"))
+    }
+}
+
 /// Returns an error naming the first non-finite entry of `values`.
 pub fn check_finite(what: &'static str, values: &[f32]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {

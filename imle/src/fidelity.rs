@@ -15,31 +15,30 @@
 //! relaxations' bias is reported, not hidden), its variance and the cosine similarity of
 //! its mean to the exact gradient.
 //!
-//! Ready-made estimators: [`imle`], [`ste`], [`sfe`], [`blackbox`], [`perturbed`],
-//! [`softsub`], [`l2x`]; or any closure `FnMut(&Problem, seed) -> Result<Vec<f32>>`, or
-//! any dfdx op through [`from_op`].
+//! Any [`Estimator`] through [`estimator`], the score-function estimator through
+//! [`sfe`], any closure `FnMut(&Problem, seed) -> Result<Vec<f32>>`, or any dfdx op
+//! through [`from_op`].
 //!
 //! ```
-//! use imle::{fidelity, Imle, Noise, Target};
+//! use imle::{fidelity, solver::TopK, Imle, Noise, Target};
 //!
 //! // The synthetic problem of the paper: L(z) = ||z − b||², m = 10, k = 5.
 //! let theta: Vec<f32> = (0..10).map(|i| (i as f32 - 4.5) / 3.0).collect();
 //! let b: Vec<f32> = (0..10).map(|i| (i % 2) as f32).collect();
 //! let problem = fidelity::Problem::squared_distance(theta, 5, 1.0, b)?;
 //! let sfe = fidelity::evaluate(&problem, &mut fidelity::sfe(Default::default()), 200, 0)?;
-//! let imle = Imle::new(Target::pid(1.0)?, Noise::sum_of_gamma(5.0, 1.0, 10)?);
-//! let imle = fidelity::evaluate(&problem, &mut fidelity::imle(imle), 200, 0)?;
+//! let imle = Imle::new(TopK::new(5), Target::pid(1.0)?, Noise::sum_of_gamma(5.0, 1.0, 10)?);
+//! let imle = fidelity::evaluate(&problem, &mut fidelity::estimator(imle), 200, 0)?;
 //! println!("SFE bias {:.3} var {:.3} cos {:.3}", sfe.bias_norm, sfe.variance, sfe.cosine);
 //! println!("I-MLE bias {:.3} var {:.3} cos {:.3}", imle.bias_norm, imle.variance, imle.cosine);
 //! assert!(imle.cosine > 0.0);
 //! # Ok::<(), imle::Error>(())
 //! ```
 
-use crate::baselines::{Baseline, Blackbox, L2x, Perturbed, ScoreFunction, SoftSub, Ste};
 use crate::error::{check_finite, Error, Result};
-use crate::estimator::Imle;
+use crate::estimator::Estimator;
 use crate::exact::KSubset;
-use crate::solver::TopK;
+use crate::loss::{Baseline, ScoreFunction};
 use dfdx::tensor::{Cpu, OwnedTape, Tensor, TensorFromVec, Trace};
 use dfdx::tensor_ops::{Backward, SumTo, TryMul};
 
@@ -389,52 +388,12 @@ where
     }
 }
 
-/// I-MLE (any target, noise, λ, τ) with the top-k solver of the problem; draw `n` uses
-/// `imle.clone().seed(seed_n)`.
-pub fn imle(imle: Imle) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, seed| imle.clone().seed(seed).apply(theta, &TopK::new(p.k())))
-}
-
-/// The straight-through estimator with the top-k solver of the problem.
-pub fn ste(ste: Ste) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, seed| ste.clone().seed(seed).apply(theta, &TopK::new(p.k())))
-}
-
-/// Blackbox differentiation with the top-k solver of the problem.
-pub fn blackbox(bb: Blackbox) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, _seed| bb.apply(theta, &TopK::new(p.k())))
-}
-
-/// The perturbed optimizer (DPO) with the top-k solver of the problem.
-pub fn perturbed(dpo: Perturbed) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, seed| dpo.clone().seed(seed).apply(theta, &TopK::new(p.k())))
-}
-
-/// SoftSub (its k must be the problem's); the loss is evaluated at the relaxed sample.
-pub fn softsub(softsub: SoftSub) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, seed| {
-        same_k("SoftSub", softsub.k(), p)?;
-        softsub.clone().seed(seed).apply(theta)
-    })
-}
-
-fn same_k(what: &str, k: usize, p: &Problem) -> Result<()> {
-    if k == p.k() {
-        Ok(())
-    } else {
-        Err(Error::InvalidProblem(format!(
-            "{what} has k = {k} but the problem has k = {}",
-            p.k()
-        )))
-    }
-}
-
-/// L2X (its k must be the problem's); the loss is evaluated at the relaxed sample.
-pub fn l2x(l2x: L2x) -> impl GradientEstimator {
-    from_op(move |theta, p: &Problem, seed| {
-        same_k("L2X", l2x.k(), p)?;
-        l2x.clone().seed(seed).apply(theta)
-    })
+/// Any [`Estimator`] (I-MLE, STE, BB, DPO, Gumbel-softmax, SoftSub, L2X), through
+/// [`from_op`]: draw `n` uses `op.clone().seed(seed_n).apply(θ)`. Its solver (or k)
+/// should be the problem's: `TopK::new(problem.k())`. For the relaxations the loss is
+/// evaluated at the relaxed sample.
+pub fn estimator<E: Estimator>(op: E) -> impl GradientEstimator {
+    from_op(move |theta, _p: &Problem, seed| op.clone().seed(seed).apply(theta))
 }
 
 /// The score-function estimator with exact samples of the problem's distribution (its k
@@ -444,11 +403,14 @@ pub fn sfe(baseline: Baseline) -> impl GradientEstimator {
     let dev = Cpu::default();
     let mut state: Option<ScoreFunction> = None;
     move |problem: &Problem, seed: u64| -> Result<Vec<f32>> {
-        let base = state.get_or_insert_with(|| {
-            ScoreFunction::new(problem.k())
-                .temperature(problem.tau() as f32)
-                .baseline(baseline)
-        });
+        let base = match &mut state {
+            Some(s) => s,
+            None => state.insert(
+                ScoreFunction::new(problem.k())?
+                    .temperature(problem.tau() as f32)?
+                    .baseline(baseline)?,
+            ),
+        };
         let sfe = base.clone().seed(seed);
         let theta = dev.tensor_from_vec(problem.theta().to_vec(), (1, problem.m()));
         let z = sfe.sample(&theta)?;

@@ -7,14 +7,15 @@
 //!   SoG samples is Gumbel(0, τ) as s → ∞ (Lemma 1), which makes perturb-and-MAP exact
 //!   for k-subsets (Theorem 1). Some public code passes κ/i as a *rate*; that noise does
 //!   not sum to a Gumbel. The tests of this crate check the distribution, not the code.
-//! * [`Noise`]: one of the above, or none (δ₀), as used by the estimators.
+//! * [`Noise`]: one of the above, none (δ₀), or any `rand_distr::Distribution<f32>` of
+//!   your own ([`Noise::custom`]), as used by the estimators.
 //!
 //! Every type implements `rand_distr::Distribution<f32>` and `Distribution<f64>` on the
 //! same `rand` 0.8 RNGs that dfdx uses. [`Noise::fill`] draws a whole batch in parallel,
 //! deterministically from a seed.
 
 use crate::error::{check_positive, Error, Result};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, Open01};
 use rayon::prelude::*;
@@ -22,6 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Gumbel(0, τ): `−τ · ln(−ln U)`, `U ~ Uniform(0, 1)`.
+///
+/// Not `rand_distr::Gumbel`: rand_distr 0.4 draws `U` from `OpenClosed01`, so `U = 1`
+/// (probability 2⁻²⁴ in f32, i.e. several times per epoch of the discrete VAE) gives
+/// `+∞`; ours draws `U` from the open interval in f64 and is never infinite. Benchmark
+/// (`cargo bench -p imle --bench imle_bench -- noise`, see `BENCHMARKS.md`).
 ///
 /// ```
 /// use imle::noise::Gumbel;
@@ -217,7 +223,7 @@ impl Distribution<f32> for SmallShapeGamma {
     }
 }
 
-/// The perturbation ε of perturb-and-MAP: none, Gumbel or Sum-of-Gamma.
+/// The perturbation ε of perturb-and-MAP: none, Gumbel, Sum-of-Gamma, or your own.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Noise {
     /// No noise (δ₀): MAP(θ) itself.
@@ -227,6 +233,30 @@ pub enum Noise {
     Gumbel(Gumbel),
     /// SoG(κ, τ, s), Eq. 13.
     SumOfGamma(SumOfGamma),
+    /// Any distribution of your own (see [`Noise::custom`]).
+    Custom(CustomNoise),
+}
+
+type SampleFn = dyn Fn(&mut dyn RngCore) -> f32 + Send + Sync;
+
+/// A user's `rand_distr::Distribution<f32>` as noise of the estimators: see
+/// [`Noise::custom`]. Clones share the distribution; two are equal when they share it.
+#[derive(Clone)]
+pub struct CustomNoise {
+    name: String,
+    sample: Arc<SampleFn>,
+}
+
+impl std::fmt::Debug for CustomNoise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomNoise({})", self.name)
+    }
+}
+
+impl PartialEq for CustomNoise {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.sample, &other.sample)
+    }
 }
 
 /// Number of noise values drawn from one RNG stream in [`Noise::fill`].
@@ -243,6 +273,28 @@ impl Noise {
         SumOfGamma::new(kappa, tau, s).map(Noise::SumOfGamma)
     }
 
+    /// Noise from any distribution of your own, e.g. a `rand_distr` distribution or
+    /// the official discrete-VAE notebook's rate-form Sum-of-Gamma. `name` appears in
+    /// `Debug` output. Drawn like every noise by [`Noise::fill`].
+    ///
+    /// ```
+    /// use imle::Noise;
+    /// let noise = Noise::custom("Normal(0, 0.5)", rand_distr::Normal::new(0.0f32, 0.5).unwrap());
+    /// let mut eps = vec![0.0; 1000];
+    /// noise.fill(7, &mut eps);
+    /// let mean = eps.iter().sum::<f32>() / 1000.0;
+    /// assert!(mean.abs() < 0.1);
+    /// ```
+    pub fn custom<D>(name: impl Into<String>, dist: D) -> Self
+    where
+        D: Distribution<f32> + Send + Sync + 'static,
+    {
+        Noise::Custom(CustomNoise {
+            name: name.into(),
+            sample: Arc::new(move |rng: &mut dyn RngCore| dist.sample(rng)),
+        })
+    }
+
     /// Whether this is the zero perturbation.
     pub fn is_none(&self) -> bool {
         matches!(self, Noise::None)
@@ -257,18 +309,29 @@ impl Noise {
             Noise::None => out.fill(0.0),
             Noise::Gumbel(d) => fill_par(d, seed, out),
             Noise::SumOfGamma(d) => fill_par(d, seed, out),
+            Noise::Custom(c) => fill_chunks(seed, out, |rng| (c.sample)(rng)),
         }
     }
 }
 
 fn fill_par<D: Distribution<f32> + Sync>(dist: &D, seed: u64, out: &mut [f32]) {
+    fill_chunks(seed, out, |rng| dist.sample(rng))
+}
+
+/// Fills `out` in parallel chunks of 1024 values, chunk `c` from `ChaCha8Rng` seeded with
+/// `seed`, stream `c`: the result does not depend on the number of threads.
+pub(crate) fn fill_chunks(
+    seed: u64,
+    out: &mut [f32],
+    draw: impl Fn(&mut ChaCha8Rng) -> f32 + Sync,
+) {
     out.par_chunks_mut(FILL_CHUNK)
         .enumerate()
         .for_each(|(c, chunk)| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(c as u64);
             for v in chunk {
-                *v = dist.sample(&mut rng);
+                *v = draw(&mut rng);
             }
         });
 }
@@ -279,6 +342,7 @@ impl Distribution<f64> for Noise {
             Noise::None => 0.0,
             Noise::Gumbel(d) => d.sample(rng),
             Noise::SumOfGamma(d) => d.sample(rng),
+            Noise::Custom(c) => (c.sample)(&mut &mut *rng) as f64,
         }
     }
 }
@@ -318,5 +382,15 @@ impl Seeds {
     /// The noise seed of the next call.
     pub(crate) fn next(&self) -> u64 {
         call_seed(self.seed, self.calls.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number of calls so far.
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Continues at call `calls`.
+    pub(crate) fn set_calls(&self, calls: u64) {
+        self.calls.store(calls, Ordering::Relaxed)
     }
 }

@@ -10,10 +10,44 @@
 //!   nudged after every backward pass so that the running fraction of non-zero gradient
 //!   entries tracks a target (adaptive I-MLE, Minervini et al. 2023).
 //!
+//! * [`Target::Custom`] — any [`TargetDistribution`] of your own.
+//!
 //! Two-sided estimators use the target of `−g` as the second point (for PID: `θ + λ·g`).
 
 use crate::error::{check_positive, Error, Result};
 use std::sync::{Arc, Mutex};
+
+/// A target distribution of your own: how θ' is built from θ and `g = ∂L/∂z`, one row
+/// at a time, with an [`TargetDistribution::observe`] hook for adaptive targets.
+///
+/// ```
+/// use imle::target::{Target, TargetDistribution};
+/// // θ' = θ − λ·sign(g): a PID step that ignores the gradient's magnitude.
+/// #[derive(Debug)]
+/// struct SignStep(f32);
+/// impl TargetDistribution for SignStep {
+///     fn params(&self, theta: &[f32], g: &[f32], sign: f32, out: &mut [f32]) -> Option<f32> {
+///         for ((o, t), g) in out.iter_mut().zip(theta).zip(g) {
+///             *o = t - sign * self.0 * g.signum() * (*g != 0.0) as u8 as f32;
+///         }
+///         Some(self.0)
+///     }
+/// }
+/// let target = Target::custom(SignStep(2.0));
+/// let mut out = [0.0; 3];
+/// assert_eq!(target.params(&[1.0, 1.0, 1.0], &[0.5, 0.0, -3.0], 1.0, &mut out), Some(2.0));
+/// assert_eq!(out, [-1.0, 1.0, 3.0]);
+/// ```
+pub trait TargetDistribution: std::fmt::Debug + Send + Sync {
+    /// Writes θ' for one row into `out` (the length of θ); `sign = 1` uses `g`,
+    /// `sign = -1` uses `−g` (the second point of a two-sided estimate). Returns the λ
+    /// used, by which the estimate is divided with `Imle::scale_by_lambda`, or `None`
+    /// for no scaling.
+    fn params(&self, theta: &[f32], g: &[f32], sign: f32, out: &mut [f32]) -> Option<f32>;
+
+    /// Called after each backward pass with the estimated gradient (e.g. to adapt λ).
+    fn observe(&self, _gradient: &[f32]) {}
+}
 
 /// How θ' is built from θ and `g = ∂L/∂z`.
 #[derive(Debug, Clone)]
@@ -29,6 +63,8 @@ pub enum Target {
     Combinatorial,
     /// PID with an adaptive λ (AIMLE); the state is shared by clones.
     Adaptive(Arc<AdaptiveLambda>),
+    /// A target of your own; shared by clones.
+    Custom(Arc<dyn TargetDistribution>),
 }
 
 impl Target {
@@ -56,12 +92,18 @@ impl Target {
         Target::Adaptive(Arc::new(settings))
     }
 
-    /// The λ used for one example (row) `theta` with gradient `g`; `None` for
-    /// [`Target::Combinatorial`], which has no λ. For [`Target::Adaptive`], `None` if `g = 0`.
+    /// A target of your own.
+    pub fn custom(target: impl TargetDistribution + 'static) -> Self {
+        Target::Custom(Arc::new(target))
+    }
+
+    /// The λ of PID or AIMLE for one example (row) `theta` with gradient `g`; `None` for
+    /// [`Target::Combinatorial`], which has no λ, and for [`Target::Custom`] (its
+    /// [`TargetDistribution::params`] returns it). For [`Target::Adaptive`], `None` if `g = 0`.
     pub fn lambda(&self, theta: &[f32], g: &[f32]) -> Option<f32> {
         match self {
             Target::Pid { lambda, .. } => Some(*lambda),
-            Target::Combinatorial => None,
+            Target::Combinatorial | Target::Custom(_) => None,
             Target::Adaptive(a) => a.lambda(theta, g),
         }
     }
@@ -76,7 +118,8 @@ impl Target {
                 }
                 None
             }
-            _ => {
+            Target::Custom(t) => t.params(theta, g, sign, out),
+            Target::Pid { .. } | Target::Adaptive(_) => {
                 let alpha = match self {
                     Target::Pid { alpha, .. } => *alpha,
                     _ => 1.0,
@@ -94,8 +137,10 @@ impl Target {
     /// Called by the estimators after each backward pass with the estimated gradient,
     /// so that adaptive targets can update their state. A no-op for fixed targets.
     pub fn observe(&self, gradient: &[f32]) {
-        if let Target::Adaptive(a) = self {
-            a.observe(gradient);
+        match self {
+            Target::Adaptive(a) => a.observe(gradient),
+            Target::Custom(t) => t.observe(gradient),
+            Target::Pid { .. } | Target::Combinatorial => {}
         }
     }
 }

@@ -2,13 +2,11 @@
 //! reproduced from the documented seeds, finite differences and exact expectations.
 
 use dfdx::prelude::*;
-use imle::baselines::{
-    call_seed, Baseline, Blackbox, GumbelSoftmax, L2x, PerturbationNoise, Perturbed, ScoreFunction,
-    SoftSub, Ste, TemperatureSchedule,
-};
+use imle::baselines::{call_seed, PerturbationNoise, TemperatureSchedule};
 use imle::exact::{categorical, KSubset};
-use imle::solver::{Argmax, MapSolver, TopK};
-use imle::{Error, Imle, Noise, Target};
+use imle::loss::Baseline;
+use imle::prelude::*;
+use imle::Error;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
@@ -57,21 +55,22 @@ fn ste_forward_is_perturb_and_map_and_backward_is_identity() {
     let dev = Cpu::default();
     // No noise: MAP(θ) itself.
     let theta = dev.tensor([[0.3f32, -1.0, 2.0, 0.5], [1.0, 2.0, 3.0, 4.0]]);
-    let ste = Ste::new(Noise::None);
-    let z = ste.apply(theta.leaky_trace(), &TopK::new(2)).unwrap();
+    let ste = Ste::new(TopK::new(2), Noise::None);
+    let z = ste.apply(theta.leaky_trace()).unwrap();
     assert_eq!(z.array(), [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]);
     let c = dev.tensor([[1.0f32, -2.0, 3.0, 0.5], [0.0, 1.0, 0.0, -1.0]]);
     let grads = (z * c.clone()).sum().backward();
     assert_eq!(grads.get(&theta).array(), c.array());
 
     // Gumbel noise: MAP(θ + τ·G), G reproduced from the documented seed derivation.
-    let ste = Ste::new(Noise::gumbel(1.0).unwrap())
+    let ste = Ste::new(TopK::new(2), Noise::gumbel(1.0).unwrap())
         .temperature(0.5)
+        .unwrap()
         .seed(11);
     let theta_v = vec![0.3f32, -1.0, 2.0, 0.5, 1.0, 2.0, 3.0, 4.0];
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (2, 4));
     for call in 0..3 {
-        let z = ste.apply(theta.clone(), &TopK::new(2)).unwrap();
+        let z = ste.apply(theta.clone()).unwrap();
         let g = gumbel(11, call, 8);
         let perturbed: Vec<f32> = theta_v.iter().zip(&g).map(|(t, e)| t + 0.5 * e).collect();
         let mut expect = vec![0.0; 8];
@@ -87,9 +86,9 @@ fn ste_is_reproducible_from_its_seed() {
     let dev = Cpu::default();
     let theta: Tensor<Rank2<8, 10>, f32, _> = dev.sample_normal();
     let run = |seed| {
-        let ste = Ste::new(Noise::sum_of_gamma(3.0, 1.0, 10).unwrap()).seed(seed);
+        let ste = Ste::new(TopK::new(3), Noise::sum_of_gamma(3.0, 1.0, 10).unwrap()).seed(seed);
         (0..3)
-            .map(|_| ste.apply(theta.clone(), &TopK::new(3)).unwrap().as_vec())
+            .map(|_| ste.apply(theta.clone()).unwrap().as_vec())
             .collect::<Vec<_>>()
     };
     let a = run(5);
@@ -101,25 +100,23 @@ fn ste_is_reproducible_from_its_seed() {
 #[test]
 fn ste_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
-    let ste = Ste::new(Noise::None);
+    let ste = Ste::new(TopK::new(1), Noise::None);
     let nan = dev.tensor([[1.0f32, f32::NAN, 0.0]]);
     assert!(matches!(
-        ste.apply(nan, &TopK::new(1)),
+        ste.apply(nan),
         Err(Error::NonFinite { index: 1, .. })
     ));
     let theta = dev.tensor([[1.0f32, 2.0, 0.0]]);
     assert!(matches!(
-        ste.apply(theta.clone(), &TopK::new(4)),
+        Ste::new(TopK::new(4), Noise::None).apply(theta.clone()),
         Err(Error::InvalidK { k: 4, m: 3 })
     ));
     assert!(matches!(
-        Ste::new(Noise::None)
-            .temperature(-1.0)
-            .apply(theta.clone(), &TopK::new(1)),
+        Ste::new(TopK::new(1), Noise::None).temperature(-1.0),
         Err(Error::InvalidParameter { .. })
     ));
     // A non-finite upstream gradient makes the backward pass fail with a recorded error.
-    let z = ste.apply(theta.leaky_trace(), &TopK::new(1)).unwrap();
+    let z = ste.apply(theta.leaky_trace()).unwrap();
     let r = (z * dev.tensor([[f32::NAN, 0.0, 0.0]]))
         .sum()
         .try_backward();
@@ -141,7 +138,12 @@ fn sfe_surrogate_is_the_score_function_formula() {
         (2.0, Baseline::None, 0.0),
         (0.5, Baseline::Constant(0.5), 0.5),
     ] {
-        let sfe = ScoreFunction::new(1).temperature(tau).baseline(baseline);
+        let sfe = ScoreFunction::new(1)
+            .unwrap()
+            .temperature(tau)
+            .unwrap()
+            .baseline(baseline)
+            .unwrap();
         let theta = dev.tensor([theta_v]);
         let z = dev.tensor([[1.0f32, 0.0, 0.0]]);
         let loss = 2.0f32;
@@ -164,7 +166,7 @@ fn sfe_k_subset_gradient_uses_exact_marginals() {
     let dev = Cpu::default();
     let theta_v = [0.5f32, -1.0, 2.0, 0.1, 0.0];
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.to_vec(), (1, 5));
-    let sfe = ScoreFunction::new(2).seed(9);
+    let sfe = ScoreFunction::new(2).unwrap().seed(9);
     let z = sfe.sample(&theta).unwrap();
     let zv = z.as_vec();
     assert_eq!(zv.iter().sum::<f32>(), 2.0);
@@ -188,7 +190,9 @@ fn sfe_samples_are_exact() {
     let theta: Tensor<(usize, usize), f32, _> =
         dev.tensor_from_vec(theta_row.repeat(rows), (rows, 6));
     let z = ScoreFunction::new(3)
+        .unwrap()
         .temperature(0.7)
+        .unwrap()
         .seed(1)
         .sample(&theta)
         .unwrap()
@@ -210,7 +214,10 @@ fn sfe_samples_are_exact() {
 #[test]
 fn sfe_moving_average_baseline_uses_only_past_losses() {
     let dev = Cpu::default();
-    let sfe = ScoreFunction::new(1).baseline(Baseline::MovingAverage { momentum: 0.5 });
+    let sfe = ScoreFunction::new(1)
+        .unwrap()
+        .baseline(Baseline::MovingAverage { momentum: 0.5 })
+        .unwrap();
     let theta = dev.tensor([[0.0f32, 0.0], [0.0, 0.0]]);
     let z = dev.tensor([[1.0f32, 0.0], [0.0, 1.0]]);
     assert_eq!(sfe.current_baseline(), 0.0);
@@ -229,7 +236,7 @@ fn sfe_moving_average_baseline_uses_only_past_losses() {
 #[test]
 fn sfe_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
-    let sfe = ScoreFunction::new(2);
+    let sfe = ScoreFunction::new(2).unwrap();
     let theta = dev.tensor([[0.0f32, 1.0, 2.0]]);
     let not_a_state = dev.tensor([[1.0f32, 0.0, 0.0]]);
     assert!(matches!(
@@ -246,21 +253,31 @@ fn sfe_bad_input_returns_typed_errors() {
         Err(Error::NonFinite { .. })
     ));
     assert!(matches!(
-        ScoreFunction::new(4).sample(&theta),
+        ScoreFunction::new(4).unwrap().sample(&theta),
         Err(Error::InvalidK { k: 4, m: 3 })
     ));
     assert!(matches!(
-        ScoreFunction::new(1).temperature(0.0).sample(&theta),
+        ScoreFunction::new(0),
+        Err(Error::InvalidK { k: 0, .. })
+    ));
+    assert!(matches!(
+        ScoreFunction::new(1).unwrap().temperature(0.0),
         Err(Error::InvalidParameter { .. })
     ));
     assert!(matches!(
         ScoreFunction::new(1)
-            .baseline(Baseline::MovingAverage { momentum: 1.5 })
-            .sample(&theta),
+            .unwrap()
+            .baseline(Baseline::MovingAverage { momentum: 1.5 }),
         Err(Error::InvalidParameter {
             name: "momentum",
             ..
         })
+    ));
+    assert!(matches!(
+        ScoreFunction::new(1)
+            .unwrap()
+            .baseline(Baseline::Constant(f32::NAN)),
+        Err(Error::NonFinite { .. })
     ));
 }
 
@@ -272,7 +289,7 @@ fn gumbel_softmax_forward_and_backward_are_the_softmax_formulas() {
     let theta_v = [1.0f32, 0.0, -1.0];
     let t = 0.5f32;
     // Zero noise: softmax(θ/t); backward for L = <c, y>: y ⊙ (c − <c, y>)/t.
-    let gs = GumbelSoftmax::new(t);
+    let gs = GumbelSoftmax::new(t).unwrap();
     let theta = dev.tensor([theta_v]);
     let y = gs
         .apply_with_noise(theta.leaky_trace(), vec![0.0; 3])
@@ -291,7 +308,7 @@ fn gumbel_softmax_forward_and_backward_are_the_softmax_formulas() {
     assert_close(&grads.get(&theta).as_vec(), &expect, 1e-5);
 
     // With seeded noise: softmax((θ + G)/t), G from the documented seed.
-    let gs = GumbelSoftmax::new(t).seed(4);
+    let gs = GumbelSoftmax::new(t).unwrap().seed(4);
     let y = gs.apply(theta.clone()).unwrap().as_vec();
     let g = gumbel(4, 0, 3);
     let keys: Vec<f64> = theta_v
@@ -311,6 +328,7 @@ fn gumbel_softmax_at_tiny_temperature_is_the_one_hot_argmax() {
     let theta_v = theta_row.repeat(rows);
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (rows, 4));
     let y = GumbelSoftmax::new(1e-3)
+        .unwrap()
         .seed(8)
         .apply(theta)
         .unwrap()
@@ -349,8 +367,8 @@ fn straight_through_gumbel_softmax_is_hard_forward_relaxed_backward() {
     let dev = Cpu::default();
     let theta: Tensor<Rank2<3, 5>, f32, _> = dev.sample_normal();
     let c: Tensor<Rank2<3, 5>, f32, _> = dev.sample_normal();
-    let soft = GumbelSoftmax::new(0.7).seed(2);
-    let hard = GumbelSoftmax::new(0.7).hard(true).seed(2);
+    let soft = GumbelSoftmax::new(0.7).unwrap().seed(2);
+    let hard = GumbelSoftmax::new(0.7).unwrap().hard(true).seed(2);
     let ys = soft.apply(theta.leaky_trace()).unwrap();
     let yh = hard.apply(theta.leaky_trace()).unwrap();
     for (h, s) in yh.as_vec().chunks(5).zip(ys.as_vec().chunks(5)) {
@@ -368,7 +386,10 @@ fn gumbel_softmax_blocks_and_schedule() {
     let dev = Cpu::default();
     let theta: Tensor<(usize, Const<4>, Const<6>), f32, _> =
         dev.sample_normal_like(&(2, Const, Const));
-    let y = GumbelSoftmax::new(0.5).apply_blocks(theta).unwrap();
+    let y = GumbelSoftmax::new(0.5)
+        .unwrap()
+        .apply_blocks(theta)
+        .unwrap();
     assert!(y
         .as_vec()
         .chunks(6)
@@ -387,15 +408,22 @@ fn gumbel_softmax_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
     let theta = dev.tensor([[0.0f32, 1.0]]);
     assert!(matches!(
-        GumbelSoftmax::new(0.0).apply(theta.clone()),
+        GumbelSoftmax::new(0.0),
         Err(Error::InvalidParameter { .. })
     ));
+    let mut gs = GumbelSoftmax::new(1.0).unwrap();
+    assert!(gs.set_temperature(-1.0).is_err());
+    assert_eq!(gs.current_temperature(), 1.0);
     assert!(matches!(
-        GumbelSoftmax::new(1.0).apply(dev.tensor([[f32::INFINITY, 0.0]])),
+        GumbelSoftmax::new(1.0)
+            .unwrap()
+            .apply(dev.tensor([[f32::INFINITY, 0.0]])),
         Err(Error::NonFinite { .. })
     ));
     assert!(matches!(
-        GumbelSoftmax::new(1.0).apply_with_noise(theta, vec![0.0; 3]),
+        GumbelSoftmax::new(1.0)
+            .unwrap()
+            .apply_with_noise(theta, vec![0.0; 3]),
         Err(Error::LengthMismatch { .. })
     ));
 }
@@ -407,8 +435,8 @@ fn blackbox_is_its_defining_formula() {
     let dev = Cpu::default();
     let theta_v = [0.3f32, -1.0, 2.0, 0.5];
     let theta = dev.tensor([theta_v]);
-    let bb = Blackbox::new(3.0);
-    let z = bb.apply(theta.leaky_trace(), &TopK::new(2)).unwrap();
+    let bb = Blackbox::new(TopK::new(2), 3.0).unwrap();
+    let z = bb.apply(theta.leaky_trace()).unwrap();
     assert_eq!(z.array(), [[0.0, 0.0, 1.0, 1.0]]);
     // g = (0, 0, 1, 0): θ' = θ − 3g = (0.3, −1, −1, 0.5) → MAP(θ') = (1, 0, 0, 1).
     let grads = (z * dev.tensor([[0.0f32, 0.0, 1.0, 0.0]])).sum().backward();
@@ -429,11 +457,13 @@ fn blackbox_is_imle_without_noise_scaled_by_lambda() {
         let c = random_vec(&mut rng, 6 * 10, 2.0);
         let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v, (6, 10));
         let c: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(c, (6, 10));
-        let bb = Blackbox::new(lambda)
-            .apply(theta.leaky_trace(), &TopK::new(4))
+        let bb = Blackbox::new(TopK::new(4), lambda)
+            .unwrap()
+            .apply(theta.leaky_trace())
             .unwrap();
-        let imle = Imle::new(Target::pid(lambda).unwrap(), Noise::None).scale_by_lambda(true);
-        let im = imle.apply(theta.leaky_trace(), &TopK::new(4)).unwrap();
+        let imle = Imle::new(TopK::new(4), Target::pid(lambda).unwrap(), Noise::None)
+            .scale_by_lambda(true);
+        let im = imle.apply(theta.leaky_trace()).unwrap();
         assert_eq!(bb.as_vec(), im.as_vec());
         let g_bb = (bb * c.clone()).sum().backward().get(&theta).as_vec();
         let g_im = (im * c).sum().backward().get(&theta).as_vec();
@@ -447,11 +477,11 @@ fn blackbox_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
     let theta = dev.tensor([[0.0f32, 1.0]]);
     assert!(matches!(
-        Blackbox::new(0.0).apply(theta.clone(), &Argmax),
+        Blackbox::new(Argmax, 0.0),
         Err(Error::InvalidParameter { name: "lambda", .. })
     ));
-    let bb = Blackbox::new(1.0);
-    let z = bb.apply(theta.leaky_trace(), &Argmax).unwrap();
+    let bb = Blackbox::new(Argmax, 1.0).unwrap();
+    let z = bb.apply(theta.leaky_trace()).unwrap();
     assert!((z * dev.tensor([[f32::NAN, 0.0]]))
         .sum()
         .try_backward()
@@ -472,9 +502,12 @@ fn perturbed_forward_and_backward_are_berthet_formulas() {
     let theta_v = random_vec(&mut rng, b * m, 1.0);
     let c = random_vec(&mut rng, b * m, 1.0);
     for noise in [PerturbationNoise::Normal, PerturbationNoise::Gumbel] {
-        let dpo = Perturbed::new(sigma, s).noise(noise).seed(21);
+        let dpo = Perturbed::new(TopK::new(2), sigma, s)
+            .unwrap()
+            .noise(noise)
+            .seed(21);
         let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (b, m));
-        let y = dpo.apply(theta.leaky_trace(), &TopK::new(2)).unwrap();
+        let y = dpo.apply(theta.leaky_trace()).unwrap();
         // The noise of call 0, reproduced.
         let mut z_noise = vec![0.0; b * s * m];
         noise.fill(call_seed(21, 0), &mut z_noise);
@@ -514,10 +547,11 @@ fn perturbed_gumbel_argmax_gradient_matches_the_exact_softmax_expectation() {
     let theta = [0.5f32, -0.2, 0.1, 0.0];
     let c = [1.0f32, -0.5, 0.3, 2.0];
     let sigma = 0.7f32;
-    let dpo = Perturbed::new(sigma, 200_000)
+    let dpo = Perturbed::new(Argmax, sigma, 200_000)
+        .unwrap()
         .noise(PerturbationNoise::Gumbel)
         .seed(1);
-    let fwd = dpo.forward(&theta, 4, &Argmax).unwrap();
+    let (_, fwd) = dpo.forward(&theta, 4).unwrap();
     let grad = dpo.backward(&fwd, &c).unwrap();
     let f = |th: &[f64]| -> f64 {
         softmax(th, sigma as f64)
@@ -556,9 +590,9 @@ fn perturbed_gradient_matches_finite_differences_with_common_random_numbers() {
     let theta = random_vec(&mut rng, m, 1.0);
     let c = random_vec(&mut rng, m, 1.0);
     let solver = TopK::new(2);
-    let dpo = Perturbed::new(sigma, s).seed(3);
-    let fwd = dpo.forward(&theta, m, &solver).unwrap();
-    let grad = dpo.backward(&fwd, &c).unwrap();
+    let dpo = Perturbed::new(solver, sigma, s).unwrap().seed(3);
+    let fwd = dpo.sample(&theta, m).unwrap();
+    let grad = dpo.gradient(&fwd, &c).unwrap();
     let f = |th: &[f32]| -> f64 {
         let pert: Vec<f32> = fwd
             .noise
@@ -600,16 +634,17 @@ fn fenchel_young_loss_has_gradient_mean_minus_target() {
     let theta_v = random_vec(&mut rng, m, 1.0);
     let y_v = vec![1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0];
     let solver = TopK::new(2);
-    let dpo = Perturbed::new(sigma, s).seed(5);
+    let fy = FenchelYoung::new(Perturbed::new(solver, sigma, s).unwrap().seed(5));
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (1, m));
     let y: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(y_v.clone(), (1, m));
-    let loss = dpo.fenchel_young(theta.leaky_trace(), &y, &solver).unwrap();
+    let loss = fy.loss(theta.leaky_trace(), &y).unwrap();
     let value = loss.as_vec()[0];
     let grad = loss.sum().backward().get(&theta).as_vec();
     // Same seed, call 0: the same samples.
-    let fwd = Perturbed::new(sigma, s)
+    let fwd = Perturbed::new(solver, sigma, s)
+        .unwrap()
         .seed(5)
-        .forward(&theta_v, m, &solver)
+        .sample(&theta_v, m)
         .unwrap();
     let mean = fwd.mean();
     let expect: Vec<f32> = mean.iter().zip(&y_v).map(|(a, b)| a - b).collect();
@@ -653,20 +688,22 @@ fn perturbed_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
     let theta = dev.tensor([[0.0f32, 1.0, 2.0]]);
     assert!(matches!(
-        Perturbed::new(1.0, 0).apply(theta.clone(), &Argmax),
+        Perturbed::new(Argmax, 1.0, 0),
         Err(Error::ZeroSamples)
     ));
     assert!(matches!(
-        Perturbed::new(-1.0, 3).apply(theta.clone(), &Argmax),
+        Perturbed::new(Argmax, -1.0, 3),
         Err(Error::InvalidParameter { name: "sigma", .. })
     ));
     assert!(matches!(
-        Perturbed::new(1.0, 3).apply(theta.clone(), &TopK::new(5)),
+        Perturbed::new(TopK::new(5), 1.0, 3)
+            .unwrap()
+            .apply(theta.clone()),
         Err(Error::InvalidK { .. })
     ));
     let bad_y = dev.tensor([[0.0f32, f32::NAN, 1.0]]);
     assert!(matches!(
-        Perturbed::new(1.0, 3).fenchel_young(theta, &bad_y, &Argmax),
+        FenchelYoung::new(Perturbed::new(Argmax, 1.0, 3).unwrap()).loss(theta, &bad_y),
         Err(Error::NonFinite { .. })
     ));
 }
@@ -698,6 +735,7 @@ fn softsub_forward_is_xie_ermon_algorithm() {
     let theta_v = [1.0f32, 0.0, -1.0, 0.5];
     let theta = dev.tensor([theta_v]);
     let y = SoftSub::new(1, 0.5)
+        .unwrap()
         .apply_with_noise(theta.clone(), vec![0.0; 4])
         .unwrap();
     let p: Vec<f32> = softmax(&theta_v.map(f64::from), 0.5)
@@ -709,6 +747,7 @@ fn softsub_forward_is_xie_ermon_algorithm() {
     // y = (1.4, 0.6): the relaxation leaves [0, 1] (documented).
     let theta = dev.tensor([[0.9f32.ln(), 0.1f32.ln()]]);
     let y = SoftSub::new(2, 1.0)
+        .unwrap()
         .apply_with_noise(theta, vec![0.0; 2])
         .unwrap();
     assert_close(&y.as_vec(), &[1.4, 0.6], 1e-5);
@@ -716,7 +755,12 @@ fn softsub_forward_is_xie_ermon_algorithm() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let theta_v = random_vec(&mut rng, 3 * 8, 2.0);
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (3, 8));
-    let y = SoftSub::new(3, 0.4).seed(6).apply(theta).unwrap().as_vec();
+    let y = SoftSub::new(3, 0.4)
+        .unwrap()
+        .seed(6)
+        .apply(theta)
+        .unwrap()
+        .as_vec();
     let g = gumbel(6, 0, 24);
     for r in 0..3 {
         let keys: Vec<f64> = (0..8)
@@ -739,6 +783,7 @@ fn softsub_rows_sum_to_k_and_tend_to_the_top_k_of_the_keys() {
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (b, m));
     for t in [2.0f32, 0.5, 0.1] {
         let y = SoftSub::new(k, t)
+            .unwrap()
             .seed(1)
             .apply(theta.clone())
             .unwrap()
@@ -749,7 +794,12 @@ fn softsub_rows_sum_to_k_and_tend_to_the_top_k_of_the_keys() {
         }
     }
     // t → 0: the k-hot top-k of θ + G, which lies in {0, 1}.
-    let y = SoftSub::new(k, 1e-3).seed(2).apply(theta).unwrap().as_vec();
+    let y = SoftSub::new(k, 1e-3)
+        .unwrap()
+        .seed(2)
+        .apply(theta)
+        .unwrap()
+        .as_vec();
     let g = gumbel(2, 0, b * m);
     let keys: Vec<f32> = theta_v.iter().zip(&g).map(|(a, b)| a + b).collect();
     let mut top = vec![0.0; b * m];
@@ -795,7 +845,7 @@ fn softsub_and_l2x_gradients_match_finite_differences() {
     let c = random_vec(&mut rng, m, 1.0);
     let c_t: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(c.clone(), (1, m));
     let noise = random_vec(&mut rng, m, 1.0);
-    let ss = SoftSub::new(3, 1.0);
+    let ss = SoftSub::new(3, 1.0).unwrap();
     let fwd = |th: &[f32]| {
         let t: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(th.to_vec(), (1, m));
         ss.apply_with_noise(t, noise.clone()).unwrap().as_vec()
@@ -808,7 +858,7 @@ fn softsub_and_l2x_gradients_match_finite_differences() {
     assert_close(&g, &finite_differences(&theta_v, &c, 1e-2, fwd), 2e-3);
 
     let noise3 = random_vec(&mut rng, 2 * m, 1.0);
-    let l2x = L2x::new(2, 1.0);
+    let l2x = L2x::new(2, 1.0).unwrap();
     let fwd = |th: &[f32]| {
         let t: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(th.to_vec(), (1, m));
         l2x.apply_with_noise(t, noise3.clone()).unwrap().as_vec()
@@ -825,31 +875,36 @@ fn relaxations_bad_input_returns_typed_errors() {
     let dev = Cpu::default();
     let theta = dev.tensor([[0.0f32, 1.0, 2.0]]);
     assert!(matches!(
-        SoftSub::new(0, 1.0).apply(theta.clone()),
-        Err(Error::InvalidK { k: 0, m: 3 })
+        SoftSub::new(0, 1.0),
+        Err(Error::InvalidK { k: 0, .. })
     ));
     assert!(matches!(
-        SoftSub::new(4, 1.0).apply(theta.clone()),
-        Err(Error::InvalidK { .. })
+        SoftSub::new(4, 1.0).unwrap().apply(theta.clone()),
+        Err(Error::InvalidK { k: 4, m: 3 })
     ));
     assert!(matches!(
-        SoftSub::new(1, -1.0).apply(theta.clone()),
+        SoftSub::new(1, -1.0),
         Err(Error::InvalidParameter { .. })
     ));
     assert!(matches!(
-        L2x::new(4, 1.0).apply(theta.clone()),
+        L2x::new(4, 1.0).unwrap().apply(theta.clone()),
         Err(Error::InvalidK { .. })
     ));
     assert!(matches!(
-        L2x::new(2, f32::NAN).apply(theta.clone()),
+        L2x::new(2, f32::NAN),
         Err(Error::InvalidParameter { .. })
     ));
+    assert!(matches!(L2x::new(0, 1.0), Err(Error::InvalidK { .. })));
     assert!(matches!(
-        L2x::new(2, 1.0).apply(dev.tensor([[0.0f32, f32::NAN, 2.0]])),
+        L2x::new(2, 1.0)
+            .unwrap()
+            .apply(dev.tensor([[0.0f32, f32::NAN, 2.0]])),
         Err(Error::NonFinite { .. })
     ));
     assert!(matches!(
-        L2x::new(2, 1.0).apply_with_noise(theta, vec![0.0; 3]),
+        L2x::new(2, 1.0)
+            .unwrap()
+            .apply_with_noise(theta, vec![0.0; 3]),
         Err(Error::LengthMismatch { .. })
     ));
 }
@@ -863,6 +918,7 @@ fn l2x_forward_is_the_max_of_k_gumbel_softmaxes() {
     let theta_v = [1.0f32, 0.0, -1.0, 0.5];
     let theta = dev.tensor([theta_v]);
     let y = L2x::new(3, 0.5)
+        .unwrap()
         .apply_with_noise(theta, vec![0.0; 12])
         .unwrap();
     let p: Vec<f32> = softmax(&theta_v.map(f64::from), 0.5)
@@ -875,7 +931,12 @@ fn l2x_forward_is_the_max_of_k_gumbel_softmaxes() {
     let (b, m, k, t) = (4usize, 7usize, 3usize, 0.3f32);
     let theta_v = random_vec(&mut rng, b * m, 2.0);
     let theta: Tensor<(usize, usize), f32, _> = dev.tensor_from_vec(theta_v.clone(), (b, m));
-    let y = L2x::new(k, t).seed(3).apply(theta).unwrap().as_vec();
+    let y = L2x::new(k, t)
+        .unwrap()
+        .seed(3)
+        .apply(theta)
+        .unwrap()
+        .as_vec();
     let g = gumbel(3, 0, b * k * m);
     for r in 0..b {
         let mut expect = vec![0.0f64; m];
@@ -903,31 +964,33 @@ fn ops_work_with_const_and_runtime_dims_and_without_tape() {
     let rt: Tensor<(usize, Const<6>), f32, _> = dev.tensor_from_vec(theta.as_vec(), (4, Const));
     let solver = TopK::new(2);
     assert_eq!(
-        Ste::new(Noise::None)
-            .apply(theta.clone(), &solver)
+        Ste::new(solver, Noise::None)
+            .apply(theta.clone())
             .unwrap()
             .shape(),
         &(Const, Const)
     );
     assert_eq!(
-        Ste::new(Noise::None)
-            .apply(rt.clone(), &solver)
+        Ste::new(solver, Noise::None)
+            .apply(rt.clone())
             .unwrap()
             .shape()
             .0,
         4
     );
     assert_eq!(
-        Blackbox::new(1.0)
-            .apply(rt.clone(), &solver)
+        Blackbox::new(solver, 1.0)
+            .unwrap()
+            .apply(rt.clone())
             .unwrap()
             .as_vec()
             .len(),
         24
     );
     assert_eq!(
-        Perturbed::new(1.0, 3)
-            .apply(rt.clone(), &solver)
+        Perturbed::new(solver, 1.0, 3)
+            .unwrap()
+            .apply(rt.clone())
             .unwrap()
             .as_vec()
             .len(),
@@ -935,6 +998,7 @@ fn ops_work_with_const_and_runtime_dims_and_without_tape() {
     );
     assert_eq!(
         GumbelSoftmax::new(1.0)
+            .unwrap()
             .apply(rt.clone())
             .unwrap()
             .as_vec()
@@ -943,6 +1007,7 @@ fn ops_work_with_const_and_runtime_dims_and_without_tape() {
     );
     assert_eq!(
         SoftSub::new(2, 1.0)
+            .unwrap()
             .apply(rt.clone())
             .unwrap()
             .as_vec()
@@ -950,16 +1015,23 @@ fn ops_work_with_const_and_runtime_dims_and_without_tape() {
         24
     );
     assert_eq!(
-        L2x::new(2, 1.0).apply(rt.clone()).unwrap().as_vec().len(),
+        L2x::new(2, 1.0)
+            .unwrap()
+            .apply(rt.clone())
+            .unwrap()
+            .as_vec()
+            .len(),
         24
     );
-    let z = ScoreFunction::new(2).sample(&rt).unwrap();
+    let z = ScoreFunction::new(2).unwrap().sample(&rt).unwrap();
     let s = ScoreFunction::new(2)
+        .unwrap()
         .surrogate(rt.clone(), &z, &[1.0; 4])
         .unwrap();
     assert_eq!(s.shape().0, 4);
     // Traced with const dims: gradients reach θ.
     let g = L2x::new(2, 1.0)
+        .unwrap()
         .apply(theta.leaky_trace())
         .unwrap()
         .square()

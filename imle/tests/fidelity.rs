@@ -1,8 +1,9 @@
 //! Estimator fidelity: the exact gradient of E[L(z)], and bias/variance/cosine reports.
 
-use imle::baselines::{Baseline, Blackbox, L2x, Perturbed, SoftSub, Ste};
 use imle::exact::categorical;
 use imle::fidelity::{self, evaluate, for_each_k_subset, Problem};
+use imle::loss::Baseline;
+use imle::prelude::*;
 use imle::{Error, Imle, Noise, Target};
 
 /// θ and b of a small synthetic problem in the spirit of the paper's top-k experiment.
@@ -192,10 +193,11 @@ fn imle_bias_is_reported_not_hidden() {
     let (theta, b) = synthetic(10);
     let problem = Problem::squared_distance(theta, 5, 1.0, b).unwrap();
     let imle = Imle::new(
+        TopK::new(5),
         Target::pid(1.0).unwrap(),
         Noise::sum_of_gamma(5.0, 1.0, 10).unwrap(),
     );
-    let f = evaluate(&problem, &mut fidelity::imle(imle), 4000, 0).unwrap();
+    let f = evaluate(&problem, &mut fidelity::estimator(imle), 4000, 0).unwrap();
     // I-MLE is a biased estimator of ∇E[L]: the bias is many standard errors wide...
     assert!(
         f.bias_norm > 10.0 * f.standard_error(),
@@ -213,7 +215,9 @@ fn every_adapter_produces_a_report() {
     let (theta, b) = synthetic(8);
     let problem = Problem::squared_distance(theta, 3, 1.0, b).unwrap();
     // STE without noise is deterministic: zero variance, and its estimate is ∂L/∂z at MAP(θ).
-    let f = evaluate(&problem, &mut fidelity::ste(Ste::new(Noise::None)), 5, 0).unwrap();
+    let topk = TopK::new(3);
+    let ste = Ste::new(topk, Noise::None);
+    let f = evaluate(&problem, &mut fidelity::estimator(ste), 5, 0).unwrap();
     assert!(f.variance < 1e-12);
     let mut z = vec![0.0; 8];
     imle::solver::MapSolver::solve(&imle::solver::TopK::new(3), problem.theta(), &mut z).unwrap();
@@ -221,32 +225,18 @@ fn every_adapter_produces_a_report() {
     for (a, b) in f.mean.iter().zip(&g) {
         assert!((a - *b as f64).abs() < 1e-6);
     }
+    let ste = Ste::new(topk, Noise::gumbel(1.0).unwrap());
+    let bb = Blackbox::new(topk, 1.0).unwrap();
+    let dpo = Perturbed::new(topk, 1.0, 10).unwrap();
+    let softsub = SoftSub::new(3, 0.5).unwrap();
+    let l2x = L2x::new(3, 0.5).unwrap();
     let reports = [
-        evaluate(
-            &problem,
-            &mut fidelity::ste(Ste::new(Noise::gumbel(1.0).unwrap())),
-            50,
-            0,
-        ),
-        evaluate(&problem, &mut fidelity::blackbox(Blackbox::new(1.0)), 5, 0),
-        evaluate(
-            &problem,
-            &mut fidelity::perturbed(Perturbed::new(1.0, 10)),
-            50,
-            0,
-        ),
-        evaluate(
-            &problem,
-            &mut fidelity::softsub(SoftSub::new(3, 0.5)),
-            50,
-            0,
-        ),
-        evaluate(&problem, &mut fidelity::l2x(L2x::new(3, 0.5)), 50, 0),
+        evaluate(&problem, &mut fidelity::estimator(ste), 50, 0),
+        evaluate(&problem, &mut fidelity::estimator(bb), 5, 0),
+        evaluate(&problem, &mut fidelity::estimator(dpo), 50, 0),
+        evaluate(&problem, &mut fidelity::estimator(softsub), 50, 0),
+        evaluate(&problem, &mut fidelity::estimator(l2x), 50, 0),
     ];
-    assert!(matches!(
-        evaluate(&problem, &mut fidelity::softsub(SoftSub::new(2, 0.5)), 5, 0),
-        Err(Error::InvalidProblem(_))
-    ));
     for r in reports {
         let r = r.unwrap();
         assert!(r.bias_norm.is_finite() && r.variance.is_finite() && r.cosine.abs() <= 1.0 + 1e-12);

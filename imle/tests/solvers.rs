@@ -934,3 +934,43 @@ fn assignment_invalid_shapes() {
         Err(Error::LengthMismatch { .. })
     ));
 }
+
+/// `solve` with a state buffer of the wrong length is a typed error for every solver
+/// (before, `Argmax`, `TopK` and `from_fn` indexed `z` unchecked and panicked).
+#[test]
+fn solve_with_a_short_or_long_state_is_an_error() {
+    use imle::solver::{
+        from_fn, Argmax, Assignment, GridShortestPath, MapSolver, SpanningTree, TopK,
+    };
+    let user = from_fn(|theta: &[f32], z: &mut [f32]| {
+        z.copy_from_slice(theta); // would panic on a length mismatch
+        Ok(())
+    });
+    let solvers: Vec<(&str, Box<dyn MapSolver>, usize)> = vec![
+        ("argmax", Box::new(Argmax), 4),
+        ("top-k", Box::new(TopK::new(2)), 4),
+        ("from_fn", Box::new(user), 4),
+        ("grid", Box::new(GridShortestPath::new(2)), 4),
+        (
+            "spanning tree",
+            Box::new(SpanningTree::complete(3).unwrap()),
+            3,
+        ),
+        ("assignment", Box::new(Assignment::new(2)), 4),
+    ];
+    for (name, solver, m) in &solvers {
+        let theta = vec![-1.0f32; *m];
+        for len in [0, m - 1, m + 1] {
+            let mut z = vec![0.0; len];
+            assert!(
+                matches!(
+                    solver.solve(&theta, &mut z),
+                    Err(imle::Error::LengthMismatch { .. })
+                ),
+                "{name}, z of length {len}"
+            );
+        }
+        let mut z = vec![0.0; *m];
+        solver.solve(&theta, &mut z).unwrap();
+    }
+}

@@ -20,9 +20,9 @@ use super::{derive_seed, fig3, mean_std, positive_usize, Profile, RunContext, Su
 use crate::output::Table;
 use crate::plot::{Figure, LineChart, Panel, Series};
 use anyhow::{Context, Result};
-use imle::baselines::{Baseline, Ste};
 use imle::fidelity::{self as fid, Problem};
-use imle::{Imle, Noise, Target};
+use imle::loss::Baseline;
+use imle::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -130,6 +130,9 @@ pub struct Point {
     pub variance: f64,
 }
 
+/// One estimator of [`ESTIMATORS`] (index `est`) drawn on `problem`: every estimator but
+/// SFE is an [`Estimator`] of the library, measured by the one generic
+/// [`fid::estimator`]; SFE (a loss, not a layer) by [`fid::sfe`].
 fn estimate(
     cfg: &Config,
     problem: &Problem,
@@ -139,33 +142,36 @@ fn estimate(
     seed: u64,
 ) -> Result<fid::Fidelity> {
     let k = cfg.k;
-    let imle = |noise: Noise| -> Result<Imle> {
-        Ok(Imle::new(Target::pid(lambda as f32)?, noise).scale_by_lambda(true))
+    let topk = TopK::new(k);
+    let imle = |noise: Noise| -> Result<Imle<TopK>> {
+        Ok(Imle::new(topk, Target::pid(lambda as f32)?, noise).scale_by_lambda(true))
     };
-    let f = match est {
-        0 => fid::evaluate(
+    fn run<E: Estimator>(
+        p: &Problem,
+        op: E,
+        draws: usize,
+        seed: u64,
+    ) -> imle::Result<fid::Fidelity> {
+        fid::evaluate(p, &mut fid::estimator(op), draws, seed)
+    }
+    Ok(match ESTIMATORS[est] {
+        "I-MLE (SoG)" => run(
             problem,
-            &mut fid::imle(imle(Noise::sum_of_gamma(k as f64, tau, cfg.sog_terms)?)?),
+            imle(Noise::sum_of_gamma(k as f64, tau, cfg.sog_terms)?)?,
             cfg.draws,
             seed,
         ),
-        1 => fid::evaluate(
-            problem,
-            &mut fid::imle(imle(Noise::gumbel(tau)?)?),
-            cfg.draws,
-            seed,
-        ),
+        "I-MLE (Gumbel)" => run(problem, imle(Noise::gumbel(tau)?)?, cfg.draws, seed),
         // Deterministic: one draw is exact.
-        2 => fid::evaluate(problem, &mut fid::imle(imle(Noise::None)?), 1, seed),
-        3 => fid::evaluate(
+        "I-MLE (no noise)" => run(problem, imle(Noise::None)?, 1, seed),
+        "STE (Gumbel)" => run(
             problem,
-            &mut fid::ste(Ste::new(Noise::gumbel(tau)?)),
+            Ste::new(topk, Noise::gumbel(tau)?),
             cfg.draws,
             seed,
         ),
         _ => fid::evaluate(problem, &mut fid::sfe(Baseline::None), cfg.draws, seed),
-    }?;
-    Ok(f)
+    }?)
 }
 
 /// Measures every estimator over both sweeps (no files written).

@@ -33,10 +33,8 @@ use super::{
 use crate::output::Table;
 use crate::plot::{Figure, HeatMap, LineChart, Panel, Series};
 use anyhow::{Context, Result};
-use imle::baselines::{ScoreFunction, Ste};
 use imle::exact::KSubset;
-use imle::solver::TopK;
-use imle::{Imle, Noise, Target};
+use imle::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -355,6 +353,19 @@ impl RunResult {
 /// One gradient estimate of the experiment's loss at θ.
 type StepEstimator<'a> = Box<dyn FnMut(&[f32]) -> Result<Vec<f32>> + 'a>;
 
+/// The gradient estimate of any [`Estimator`] by the chain rule: forward θ → z, then the
+/// estimator's backward pass for `∂L/∂z(z)`.
+fn chain_rule<'a, E: Estimator>(
+    op: E,
+    n: usize,
+    grad_z: impl Fn(&[f32]) -> Vec<f32> + 'a,
+) -> StepEstimator<'a> {
+    Box::new(move |theta: &[f32]| {
+        let (z, saved) = op.forward(theta, n)?;
+        Ok(op.backward(&saved, &grad_z(&z))?)
+    })
+}
+
 /// Runs `steps` SGD-with-momentum steps of `method` from `θ_0` with learning rate `lr`;
 /// all randomness comes from `seed`.
 pub fn optimise(
@@ -371,20 +382,18 @@ pub fn optimise(
     let grad_z =
         |z: &[f32]| -> Vec<f32> { z.iter().zip(&b32).map(|(z, b)| 2.0 * (z - b)).collect() };
     let mut estimator: StepEstimator<'_> = match method {
-        Method::Imle { lambda, noise } => {
-            let imle = Imle::new(Target::pid(*lambda as f32)?, noise.noise(cfg)?).seed(seed);
-            Box::new(move |theta: &[f32]| {
-                let fwd = imle.forward(theta, n, &topk)?;
-                let g = grad_z(&fwd.z);
-                Ok(imle.backward(&fwd, &g, &topk)?)
-            })
-        }
-        Method::Ste => {
-            let ste = Ste::new(Noise::gumbel(cfg.gumbel_tau)?).seed(seed);
-            Box::new(move |theta: &[f32]| Ok(grad_z(&ste.forward(theta, n, &topk)?)))
-        }
+        Method::Imle { lambda, noise } => chain_rule(
+            Imle::new(topk, Target::pid(*lambda as f32)?, noise.noise(cfg)?).seed(seed),
+            n,
+            grad_z,
+        ),
+        Method::Ste => chain_rule(
+            Ste::new(topk, Noise::gumbel(cfg.gumbel_tau)?).seed(seed),
+            n,
+            grad_z,
+        ),
         Method::Sfe => {
-            let sfe = ScoreFunction::new(k).seed(seed);
+            let sfe = ScoreFunction::new(k)?.seed(seed);
             Box::new(move |theta: &[f32]| {
                 let z = sfe.sample_rows(theta, n)?;
                 let loss: f32 = z.iter().zip(&b32).map(|(z, b)| (z - b) * (z - b)).sum();

@@ -2,10 +2,9 @@
 
 use super::model::{BLOCKS, CATS};
 use dfdx::prelude::*;
-use imle::baselines::Ste;
-use imle::solver::{MapSolver, TopK};
+use imle::prelude::*;
 use imle::target::AdaptiveLambda;
-use imle::{Imle, Noise, Target};
+use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 
 /// Logits or latent codes: `(batch, blocks, categories)`.
@@ -151,70 +150,50 @@ impl LatentConfig {
     }
 }
 
-/// The latent layer of one method (its AIMLE state, if any, lives here).
+/// The latent layer of one method: a library estimator bound to its top-k solver (its
+/// AIMLE state, if any, lives in it).
 #[derive(Debug, Clone)]
 pub enum Latent {
-    /// An I-MLE variant (re-seeded per call).
-    Imle(Imle, TopK),
-    /// STE (re-seeded per call).
-    Ste(Ste, TopK),
+    /// An I-MLE variant, including the official notebook's rate-form SoG noise as a
+    /// custom [`Noise`].
+    Imle(Imle<TopK>),
+    /// STE.
+    Ste(Ste<TopK>),
     /// Gumbel-softmax relaxation of a 1-of-M categorical.
-    GumbelSoftmax,
-    /// I-MLE (PID target, noise reused, gradient / λ) with the official notebook's
-    /// rate-parameterised SoG noise, which the library's `Noise` does not offer.
-    ImleOfficialRate {
-        /// κ (= k).
-        kappa: f64,
-        /// τ.
-        tau: f64,
-        /// s.
-        s: usize,
-        /// λ.
-        lambda: f32,
-        /// Subset size.
-        k: usize,
-    },
+    GumbelSoftmax(GumbelSoftmax),
 }
 
 impl Latent {
     /// The layer of `method` with hyper-parameters `cfg`.
     pub fn new(method: Method, cfg: &LatentConfig) -> imle::Result<Self> {
         let topk = TopK::new(cfg.k);
+        let pid = |noise| -> imle::Result<Imle<TopK>> {
+            Ok(Imle::new(topk, Target::pid(cfg.lambda)?, noise).scale_by_lambda(true))
+        };
         Ok(match method {
-            Method::ImleSog | Method::ImleGumbel | Method::ImleTwoSided => {
-                let noise = if method == Method::ImleGumbel {
-                    Noise::gumbel(1.0)?
-                } else {
-                    cfg.sog()?
-                };
-                let imle = Imle::new(Target::pid(cfg.lambda)?, noise)
-                    .scale_by_lambda(true)
-                    .two_sided(method == Method::ImleTwoSided);
-                Latent::Imle(imle, topk)
-            }
+            Method::ImleSog => Latent::Imle(pid(cfg.sog()?)?),
+            Method::ImleGumbel => Latent::Imle(pid(Noise::gumbel(1.0)?)?),
+            Method::ImleTwoSided => Latent::Imle(pid(cfg.sog()?)?.two_sided(true)),
             Method::Aimle => {
                 let target = Target::adaptive(AdaptiveLambda::new(
                     cfg.aimle_beta0,
                     cfg.aimle_target_nonzero,
                 )?);
-                Latent::Imle(Imle::new(target, cfg.sog()?).scale_by_lambda(true), topk)
+                Latent::Imle(Imle::new(topk, target, cfg.sog()?).scale_by_lambda(true))
             }
-            Method::SteSog => Latent::Ste(Ste::new(cfg.sog()?), topk),
-            Method::SteGumbel => Latent::Ste(Ste::new(Noise::gumbel(1.0)?), topk),
-            Method::Gsmt => Latent::GumbelSoftmax,
-            Method::ImleSogOfficialRate => Latent::ImleOfficialRate {
-                kappa: cfg.k as f64,
-                tau: cfg.sog_tau,
-                s: cfg.sog_s,
-                lambda: cfg.lambda,
-                k: cfg.k,
-            },
+            Method::SteSog => Latent::Ste(Ste::new(topk, cfg.sog()?)),
+            Method::SteGumbel => Latent::Ste(Ste::new(topk, Noise::gumbel(1.0)?)),
+            Method::Gsmt => Latent::GumbelSoftmax(GumbelSoftmax::new(cfg.gs_init_temperature)?),
+            Method::ImleSogOfficialRate => Latent::Imle(pid(Noise::custom(
+                "official rate-form SoG",
+                OfficialRateSog::new(cfg.k as f64, cfg.sog_tau, cfg.sog_s)?,
+            ))?),
         })
     }
 
     /// Restores the AIMLE state `(β, running non-zero fraction)`; a no-op for other methods.
     pub fn restore_adaptive_state(&self, beta: f32, running: Option<f32>) -> imle::Result<()> {
-        if let Latent::Imle(i, _) = self {
+        if let Latent::Imle(i) = self {
             if let Target::Adaptive(a) = i.target() {
                 a.restore(beta, running)?;
             }
@@ -225,7 +204,7 @@ impl Latent {
     /// The AIMLE state `(β, running non-zero fraction)`, if this is AIMLE.
     pub fn adaptive_state(&self) -> Option<(f32, Option<f32>)> {
         match self {
-            Latent::Imle(i, _) => match i.target() {
+            Latent::Imle(i) => match i.target() {
                 Target::Adaptive(a) => Some((a.beta(), a.running_nonzero())),
                 _ => None,
             },
@@ -233,8 +212,18 @@ impl Latent {
         }
     }
 
-    /// Maps logits to a latent sample with noise drawn from `seed`; `temperature` is the
-    /// Gumbel-softmax temperature (ignored by the other methods).
+    /// The error of the last failed backward pass of the estimator.
+    pub fn take_backward_error(&self) -> Option<imle::Error> {
+        match self {
+            Latent::Imle(op) => op.take_backward_error(),
+            Latent::Ste(op) => op.take_backward_error(),
+            Latent::GumbelSoftmax(op) => op.take_backward_error(),
+        }
+    }
+
+    /// Maps logits to a latent sample with noise drawn from `seed` (the estimator seeded
+    /// with `seed`, its first call); `temperature` is the Gumbel-softmax temperature
+    /// (ignored by the other methods).
     pub fn apply<T: Tape<f32, Cpu>>(
         &self,
         logits: Blocks<T>,
@@ -242,59 +231,12 @@ impl Latent {
         temperature: f32,
     ) -> imle::Result<Blocks<T>> {
         match self {
-            Latent::Imle(imle, topk) => imle.clone().seed(seed).apply_blocks(logits, topk),
-            Latent::Ste(ste, topk) => {
-                let (b, n, m) = *logits.shape();
-                let flat = logits.reshape_like(&(b * n.size(), m));
-                let z = ste.clone().seed(seed).apply(flat, topk)?;
-                Ok(z.reshape_like(&(b, n, m)))
-            }
-            Latent::GumbelSoftmax => {
-                let shape = *logits.shape();
-                let mut g = vec![0.0f32; shape.num_elements()];
-                Noise::gumbel(1.0)?.fill(seed, &mut g);
-                let g = logits.device().tensor_from_vec(g, shape);
-                Ok(((logits + g) / temperature).softmax::<Axis<2>>())
-            }
-            &Latent::ImleOfficialRate {
-                kappa,
-                tau,
-                s,
-                lambda,
-                k,
-            } => {
-                let shape = *logits.shape();
-                let theta = logits.as_vec();
-                let mut eps = vec![0.0f32; theta.len()];
-                official_rate_sog(kappa, tau, s, seed, &mut eps);
-                let topk = TopK::new(k);
-                let perturbed: Vec<f32> = theta.iter().zip(&eps).map(|(t, e)| t + e).collect();
-                let mut z = vec![0.0; theta.len()];
-                topk.solve_batch(&perturbed, CATS, &mut z)?;
-                let z_fwd = z.clone();
-                let errors = imle::op::BackwardErrors::default();
-                imle::op::custom_op(
-                    logits,
-                    shape,
-                    z,
-                    move |g: &[f32]| {
-                        // θ' = θ − λ·g with the forward noise reused; ∇θ ≈ (z − z')/λ.
-                        let target: Vec<f32> = theta
-                            .iter()
-                            .zip(g)
-                            .zip(&eps)
-                            .map(|((t, g), e)| t - lambda * g + e)
-                            .collect();
-                        let mut z2 = vec![0.0; target.len()];
-                        topk.solve_batch(&target, CATS, &mut z2)?;
-                        Ok(z_fwd
-                            .iter()
-                            .zip(&z2)
-                            .map(|(a, b)| (a - b) / lambda)
-                            .collect())
-                    },
-                    &errors,
-                )
+            Latent::Imle(op) => op.clone().seed(seed).apply_blocks(logits),
+            Latent::Ste(op) => op.clone().seed(seed).apply_blocks(logits),
+            Latent::GumbelSoftmax(op) => {
+                let mut op = op.clone().seed(seed);
+                op.set_temperature(temperature)?;
+                op.apply_blocks(logits)
             }
         }
     }
@@ -313,22 +255,40 @@ impl Latent {
 }
 
 /// The official notebook's SoG noise, `(τ/κ)(Σ_{i=1..s} Gamma(shape 1/κ, scale i/κ) − ln s)`
-/// (TensorFlow's `tf.random.gamma(shape, 1/k, k/i)` takes `k/i` as a *rate*), drawn in
-/// parallel chunks from `seed` like [`Noise::fill`].
-pub fn official_rate_sog(kappa: f64, tau: f64, s: usize, seed: u64, out: &mut [f32]) {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, Gamma};
-    use rayon::prelude::*;
-    let gammas: Vec<Gamma<f64>> = (1..=s)
-        .map(|i| Gamma::new(1.0 / kappa, i as f64 / kappa).expect("valid Gamma"))
-        .collect();
-    let ln_s = (s as f64).ln();
-    out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(c as u64);
-        for v in chunk {
-            let sum: f64 = gammas.iter().map(|g| g.sample(&mut rng)).sum();
-            *v = ((tau / kappa) * (sum - ln_s)) as f32;
+/// (TensorFlow's `tf.random.gamma(shape, 1/k, k/i)` takes `k/i` as a *rate*), as a
+/// `rand_distr` distribution for [`Noise::custom`].
+#[derive(Debug, Clone)]
+pub struct OfficialRateSog {
+    gammas: Vec<Gamma<f64>>,
+    scale: f64,
+    ln_s: f64,
+}
+
+impl OfficialRateSog {
+    /// κ > 0, τ > 0, s >= 1 terms.
+    pub fn new(kappa: f64, tau: f64, s: usize) -> imle::Result<Self> {
+        let invalid = || imle::Error::InvalidParameter {
+            name: "kappa",
+            value: kappa,
+            reason: "must be finite and > 0, with s >= 1",
+        };
+        if !(kappa.is_finite() && kappa > 0.0 && tau.is_finite() && tau > 0.0 && s >= 1) {
+            return Err(invalid());
         }
-    });
+        let gammas = (1..=s)
+            .map(|i| Gamma::new(1.0 / kappa, i as f64 / kappa).map_err(|_| invalid()))
+            .collect::<imle::Result<_>>()?;
+        Ok(Self {
+            gammas,
+            scale: tau / kappa,
+            ln_s: (s as f64).ln(),
+        })
+    }
+}
+
+impl Distribution<f32> for OfficialRateSog {
+    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        let sum: f64 = self.gammas.iter().map(|g| g.sample(rng)).sum();
+        (self.scale * (sum - self.ln_s)) as f32
+    }
 }

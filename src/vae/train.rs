@@ -220,11 +220,7 @@ impl Trainer {
             bail!("the training loss is not finite ({value})");
         }
         let mut grads = loss.try_backward().map_err(|e| {
-            let why = match &self.latent {
-                Latent::Imle(i, _) => i.take_backward_error().map(|e| e.to_string()),
-                Latent::Ste(s, _) => s.take_backward_error().map(|e| e.to_string()),
-                Latent::GumbelSoftmax | Latent::ImleOfficialRate { .. } => None,
-            };
+            let why = self.latent.take_backward_error().map(|e| e.to_string());
             anyhow::anyhow!(
                 "backward pass failed: {}",
                 why.unwrap_or_else(|| format!("{e:?}"))

@@ -1,11 +1,10 @@
 //! Blackbox differentiation of combinatorial solvers (Vlastelica/Pogančić et al. 2020).
 
 use super::{check_rows, check_temperature, check_upstream};
-use crate::error::{check_finite, Error, Result};
-use crate::op::{custom_op, BackwardErrors};
+use crate::error::{check_finite, Result};
+use crate::estimator::Estimator;
+use crate::op::OpState;
 use crate::solver::MapSolver;
-use dfdx::shapes::{Dim, HasShape};
-use dfdx::tensor::{Cpu, Tape, Tensor};
 
 /// Blackbox differentiation (BB; Vlastelica, Paulus, Musil, Martius & Rolínek 2020 —
 /// published as Pogančić et al., *Differentiation of blackbox combinatorial solvers*,
@@ -22,17 +21,17 @@ use dfdx::tensor::{Cpu, Tape, Tensor};
 /// **Relation to I-MLE (Footnote 10 of the I-MLE paper).** This is exactly I-MLE with the
 /// PID target of Eq. 10 (`θ' = θ − λ·g`), no perturbation (noise δ₀, [`crate::Noise::None`])
 /// and the gradient divided by λ:
-/// `Imle::new(Target::pid(λ)?, Noise::None).scale_by_lambda(true)` computes the same
+/// `Imle::new(solver, Target::pid(λ)?, Noise::None).scale_by_lambda(true)` computes the same
 /// numbers. I-MLE generalises BB by sampling from the perturbed distributions instead of
 /// taking their modes.
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::{baselines::Blackbox, solver::Argmax};
+/// use imle::prelude::*;
 ///
 /// let dev = Cpu::default();
 /// let theta = dev.tensor([[1.0f32, 0.0, -1.0]]);
-/// let z = Blackbox::new(2.0).apply(theta.leaky_trace(), &Argmax)?;
+/// let z = Blackbox::new(Argmax, 2.0)?.apply(theta.leaky_trace())?;
 /// assert_eq!(z.array(), [[1.0, 0.0, 0.0]]);
 /// // L = <z, g> with g = (1, 0, 0): θ' = (1, 0, −1) − 2·g = (−1, 0, −1) → MAP(θ') = e_1.
 /// let grads = (z * dev.tensor([[1.0f32, 0.0, 0.0]])).sum().backward();
@@ -40,20 +39,22 @@ use dfdx::tensor::{Cpu, Tape, Tensor};
 /// # Ok::<(), imle::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct Blackbox {
+pub struct Blackbox<S> {
+    solver: S,
     lambda: f32,
-    errors: BackwardErrors,
+    state: OpState,
 }
 
-impl Blackbox {
-    /// BB with interpolation strength `lambda > 0` (checked when applied).
-    ///
-    /// BB is deterministic, so it has no seed.
-    pub fn new(lambda: f32) -> Self {
-        Self {
+impl<S: MapSolver + Clone + 'static> Blackbox<S> {
+    /// BB with the given MAP solver and interpolation strength `lambda > 0`.
+    /// BB is deterministic: its seed is unused.
+    pub fn new(solver: S, lambda: f32) -> Result<Self> {
+        check_temperature("lambda", lambda)?;
+        Ok(Self {
+            solver,
             lambda,
-            errors: BackwardErrors::default(),
-        }
+            state: OpState::default(),
+        })
     }
 
     /// The interpolation strength λ.
@@ -61,44 +62,40 @@ impl Blackbox {
         self.lambda
     }
 
-    /// The error of the last failed backward pass (see [`crate::op`]).
-    pub fn take_backward_error(&self) -> Option<Error> {
-        self.errors.take()
+    /// The MAP solver.
+    pub fn solver(&self) -> &S {
+        &self.solver
     }
+}
 
-    /// Forward pass on plain slices: `MAP(θ)` for every row.
-    pub fn forward<S: MapSolver + ?Sized>(
-        &self,
-        theta: &[f32],
-        m: usize,
-        solver: &S,
-    ) -> Result<Vec<f32>> {
-        check_temperature("lambda", self.lambda)?;
-        solver.check_len(m)?;
+/// What BB's backward pass needs: θ, `MAP(θ)` and the row length.
+#[derive(Debug, Clone)]
+pub struct BlackboxSaved {
+    theta: Vec<f32>,
+    z: Vec<f32>,
+    m: usize,
+}
+
+/// Forward `MAP(θ)`, backward `(MAP(θ) − MAP(θ − λ·∂L/∂z))/λ`.
+impl<S: MapSolver + Clone + 'static> Estimator for Blackbox<S> {
+    type Saved = BlackboxSaved;
+
+    fn forward(&self, theta: &[f32], m: usize) -> Result<(Vec<f32>, BlackboxSaved)> {
+        self.solver.check_len(m)?;
         check_rows(theta, m)?;
         let mut z = vec![0.0; theta.len()];
-        solver.solve_batch(theta, m, &mut z)?;
-        Ok(z)
+        self.solver.solve_batch(theta, m, &mut z)?;
+        let saved = BlackboxSaved {
+            theta: theta.to_vec(),
+            z: z.clone(),
+            m,
+        };
+        Ok((z, saved))
     }
 
-    /// Backward pass on plain slices: `(z − MAP(θ − λ·g))/λ` for every row, where `z` is
-    /// the forward output `MAP(θ)`.
-    pub fn backward<S: MapSolver + ?Sized>(
-        &self,
-        theta: &[f32],
-        z: &[f32],
-        grad_z: &[f32],
-        m: usize,
-        solver: &S,
-    ) -> Result<Vec<f32>> {
+    fn backward(&self, saved: &BlackboxSaved, grad_z: &[f32]) -> Result<Vec<f32>> {
+        let BlackboxSaved { theta, z, m } = saved;
         check_upstream(grad_z, theta.len())?;
-        if z.len() != theta.len() {
-            return Err(Error::LengthMismatch {
-                what: "forward output z",
-                expected: theta.len(),
-                got: z.len(),
-            });
-        }
         let lambda = self.lambda;
         let shifted: Vec<f32> = theta
             .iter()
@@ -107,29 +104,15 @@ impl Blackbox {
             .collect();
         check_finite("perturbed parameters theta'", &shifted)?;
         let mut z2 = vec![0.0; theta.len()];
-        solver.solve_batch(&shifted, m, &mut z2)?;
+        self.solver.solve_batch(&shifted, *m, &mut z2)?;
         Ok(z.iter().zip(&z2).map(|(a, b)| (a - b) / lambda).collect())
     }
 
-    /// The BB op: forward `MAP(θ)`, backward `(MAP(θ) − MAP(θ − λ·∂L/∂z))/λ`.
-    pub fn apply<B: Dim, M: Dim, T: Tape<f32, Cpu>, S: MapSolver + Clone + 'static>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-        solver: &S,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        let shape = *theta.shape();
-        let m = shape.1.size();
-        let theta_v = theta.as_vec();
-        let z = self.forward(&theta_v, m, solver)?;
-        let this = self.clone();
-        let solver = solver.clone();
-        let z_saved = z.clone();
-        custom_op(
-            theta,
-            shape,
-            z,
-            move |g: &[f32]| this.backward(&theta_v, &z_saved, g, m, &solver),
-            &self.errors,
-        )
+    fn state(&self) -> &OpState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut OpState {
+        &mut self.state
     }
 }

@@ -1,13 +1,15 @@
 //! Gumbel-softmax / Concrete relaxation of the categorical distribution, and its
 //! straight-through variant.
 
-use super::{check_noise_len, check_rows, check_temperature, Seeds};
+use super::{check_relaxation_input, check_temperature, noise_tensor, relaxation_estimator};
+use crate::device::ImleDevice;
 use crate::error::{Error, Result};
 use crate::noise::Noise;
-use crate::op::{custom_op, BackwardErrors};
-use dfdx::shapes::{Axis, Const, Dim, HasShape, Shape};
-use dfdx::tensor::{Cpu, Tape, Tensor, TensorFromVec};
-use dfdx::tensor_ops::{ReshapeTo, TryAdd, TryMul};
+use crate::op::{custom_op, OpState};
+use crate::solver::{Argmax, MapSolver};
+use dfdx::shapes::{Axis, Dim, HasShape, Shape};
+use dfdx::tensor::{Tape, Tensor};
+use dfdx::tensor_ops::{TryAdd, TryMul};
 
 /// The Gumbel-softmax (Jang, Gu & Poole 2017, *Categorical reparameterization with
 /// Gumbel-softmax*) a.k.a. Concrete (Maddison, Mnih & Teh 2017, *The Concrete
@@ -29,10 +31,10 @@ use dfdx::tensor_ops::{ReshapeTo, TryAdd, TryMul};
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::baselines::GumbelSoftmax;
+/// use imle::prelude::*;
 ///
 /// let dev = Cpu::default();
-/// let gs = GumbelSoftmax::new(0.5).seed(0);
+/// let gs = GumbelSoftmax::new(0.5)?.seed(0);
 /// let theta = dev.tensor([[1.0f32, 0.0, -1.0], [0.0, 0.0, 3.0]]);
 /// let y = gs.apply(theta.leaky_trace())?;
 /// for row in y.as_vec().chunks(3) {
@@ -46,24 +48,26 @@ use dfdx::tensor_ops::{ReshapeTo, TryAdd, TryMul};
 pub struct GumbelSoftmax {
     temperature: f32,
     hard: bool,
-    seeds: Seeds,
-    errors: BackwardErrors,
+    state: OpState,
 }
 
 impl GumbelSoftmax {
-    /// Gumbel-softmax with temperature `t > 0` (checked when applied), relaxed, seed 0.
-    pub fn new(t: f32) -> Self {
-        Self {
+    /// Gumbel-softmax with temperature `t > 0`, relaxed, seed 0.
+    pub fn new(t: f32) -> Result<Self> {
+        check_temperature("temperature", t)?;
+        Ok(Self {
             temperature: t,
             hard: false,
-            seeds: Seeds::new(0),
-            errors: BackwardErrors::default(),
-        }
+            state: OpState::new(0),
+        })
     }
 
-    /// Sets the temperature t (e.g. from a [`TemperatureSchedule`]); keeps the seed state.
-    pub fn set_temperature(&mut self, t: f32) {
+    /// Sets the temperature `t > 0` (e.g. from a [`TemperatureSchedule`]); keeps the
+    /// seed state.
+    pub fn set_temperature(&mut self, t: f32) -> Result<()> {
+        check_temperature("temperature", t)?;
         self.temperature = t;
+        Ok(())
     }
 
     /// The current temperature t.
@@ -77,83 +81,54 @@ impl GumbelSoftmax {
         self
     }
 
-    /// Seed of the Gumbel noise (resets the call counter).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Seeds::new(seed);
-        self
-    }
-
-    /// The error of the last failed backward pass (see [`crate::op`]).
-    pub fn take_backward_error(&self) -> Option<Error> {
-        self.errors.take()
-    }
-
-    /// The op: draws `G ~ Gumbel(0, 1)` (call `n`: `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)`
-    /// in the layout of θ) and applies [`GumbelSoftmax::apply_with_noise`].
-    pub fn apply<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        let n = theta.shape().num_elements();
+    /// Draws `G ~ Gumbel(0, 1)` for `n` entries: call `n` of the op uses
+    /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)` in the layout of θ.
+    fn draw_noise(&self, n: usize) -> Vec<f32> {
         let mut noise = vec![0.0; n];
-        Noise::gumbel(1.0)?.fill(self.seeds.next(), &mut noise);
-        self.apply_with_noise(theta, noise)
+        fill_gumbel(self.state.next_seed(), &mut noise);
+        noise
     }
 
     /// The op with given Gumbel noise `G` (row-major, the shape of θ):
     /// `softmax((θ + G)/t)` along each row, or its straight-through one-hot version.
-    pub fn apply_with_noise<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
+    /// Runs on θ's device.
+    pub fn apply_with_noise<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
         &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
+        theta: Tensor<(B, M), f32, D, T>,
         noise: Vec<f32>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        check_temperature("temperature", self.temperature)?;
+    ) -> Result<Tensor<(B, M), f32, D, T>> {
+        let m = check_relaxation_input(&theta)?;
         let shape = *theta.shape();
-        let m = shape.1.size();
-        check_rows(&theta.as_vec(), m)?;
-        check_noise_len(&noise, shape.num_elements())?;
-        let g = theta.device().tensor_from_vec(noise, shape);
+        let g = noise_tensor(&theta, noise, shape)?;
         let soft = theta
-            .try_add(g)?
-            .try_mul(1.0 / self.temperature)?
-            .try_softmax::<Axis<1>>()?;
+            .try_add(g)
+            .and_then(|x| x.try_mul(1.0 / self.temperature))
+            .and_then(|x| x.try_softmax::<Axis<1>>())
+            .map_err(Error::device)?;
         if !self.hard {
             return Ok(soft);
         }
-        let hard = one_hot_argmax(&soft.as_vec(), m);
-        custom_op(soft, shape, hard, |g: &[f32]| Ok(g.to_vec()), &self.errors)
-    }
-
-    /// Gumbel-softmax on a `(B, N, M)` tensor of N independent categorical blocks per
-    /// example (e.g. the discrete VAE's 20 blocks of 20 categories), via reshapes.
-    pub fn apply_blocks<B: Dim, const N: usize, const M: usize, T: Tape<f32, Cpu>>(
-        &self,
-        theta: Blocks<B, N, M, T>,
-    ) -> Result<Blocks<B, N, M, T>> {
-        let (b, n, m) = *theta.shape();
-        let flat = theta.try_reshape_like(&(b.size() * n.size(), m))?;
-        let y = self.apply(flat)?;
-        Ok(y.try_reshape_like(&(b, n, m))?)
+        let n = shape.num_elements();
+        let mut hard = vec![0.0; n];
+        Argmax.solve_batch(&soft.as_vec(), m, &mut hard)?;
+        custom_op(
+            soft,
+            shape,
+            hard,
+            move |g: &[f32]| {
+                super::check_upstream(g, n)?;
+                Ok(g.to_vec())
+            },
+            self.state.errors(),
+        )
     }
 }
 
-/// A `(B, N, M)` tensor of N blocks of M logits per example.
-pub type Blocks<B, const N: usize, const M: usize, T> =
-    Tensor<(B, Const<N>, Const<M>), f32, Cpu, T>;
+relaxation_estimator!(GumbelSoftmax);
 
-/// One-hot of the row-wise argmax (ties to the lowest index).
-fn one_hot_argmax(values: &[f32], m: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    for (row, o) in values.chunks(m).zip(out.chunks_mut(m)) {
-        let mut best = 0;
-        for (i, &v) in row.iter().enumerate().skip(1) {
-            if v > row[best] {
-                best = i;
-            }
-        }
-        o[best] = 1.0;
-    }
-    out
+/// Standard Gumbel noise from `seed` (as [`Noise::fill`] draws it).
+pub(crate) fn fill_gumbel(seed: u64, out: &mut [f32]) {
+    Noise::Gumbel(crate::noise::Gumbel::new(1.0).expect("scale 1 is valid")).fill(seed, out)
 }
 
 /// The exponential temperature annealing of Jang, Gu & Poole (2017), used for the

@@ -1,10 +1,14 @@
 //! L2X: the k-subset relaxation of Chen et al. (2018).
 
-use super::{check_k, check_noise_len, check_rows, check_temperature, Seeds};
-use crate::error::Result;
-use crate::noise::Noise;
-use dfdx::shapes::{Axis, Dim, HasShape, Shape};
-use dfdx::tensor::{Cpu, Tape, Tensor, TensorFromVec};
+use super::gumbel_softmax::fill_gumbel;
+use super::{
+    check_k, check_relaxation_input, check_temperature, noise_tensor, relaxation_estimator,
+};
+use crate::device::ImleDevice;
+use crate::error::{Error, Result};
+use crate::op::OpState;
+use dfdx::shapes::{Axis, Dim, HasShape};
+use dfdx::tensor::{Tape, Tensor};
 use dfdx::tensor_ops::{BroadcastTo, MaxTo, TryAdd, TryMul};
 
 /// The L2X relaxation (Chen, Song, Wainwright & Jordan 2018, *Learning to explain: an
@@ -22,11 +26,11 @@ use dfdx::tensor_ops::{BroadcastTo, MaxTo, TryAdd, TryMul};
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::baselines::L2x;
+/// use imle::prelude::*;
 ///
 /// let dev = Cpu::default();
 /// let theta = dev.tensor([[1.0f32, 0.0, -1.0, 2.0, 0.5]]);
-/// let y = L2x::new(2, 0.5).seed(0).apply(theta.leaky_trace())?;
+/// let y = L2x::new(2, 0.5)?.seed(0).apply(theta.leaky_trace())?;
 /// let sum: f32 = y.as_vec().iter().sum();
 /// assert!(sum >= 1.0 - 1e-5 && sum <= 2.0 + 1e-5);
 /// let grads = y.sum().backward();
@@ -37,28 +41,29 @@ use dfdx::tensor_ops::{BroadcastTo, MaxTo, TryAdd, TryMul};
 pub struct L2x {
     k: usize,
     temperature: f32,
-    seeds: Seeds,
+    state: OpState,
 }
 
 impl L2x {
-    /// L2X for k-subsets with temperature `t > 0` (both checked when applied), seed 0.
-    pub fn new(k: usize, t: f32) -> Self {
-        Self {
+    /// L2X for k-subsets (`k >= 1`; `k <= m` is checked when applied) with temperature
+    /// `t > 0`, seed 0.
+    pub fn new(k: usize, t: f32) -> Result<Self> {
+        check_temperature("temperature", t)?;
+        if k == 0 {
+            return Err(Error::InvalidK { k, m: 0 });
+        }
+        Ok(Self {
             k,
             temperature: t,
-            seeds: Seeds::new(0),
-        }
+            state: OpState::new(0),
+        })
     }
 
-    /// Seed of the Gumbel noise (resets the call counter).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Seeds::new(seed);
-        self
-    }
-
-    /// Sets the temperature t (e.g. during annealing); keeps the seed state.
-    pub fn set_temperature(&mut self, t: f32) {
+    /// Sets the temperature `t > 0` (e.g. during annealing); keeps the seed state.
+    pub fn set_temperature(&mut self, t: f32) -> Result<()> {
+        check_temperature("temperature", t)?;
         self.temperature = t;
+        Ok(())
     }
 
     /// Subset size k.
@@ -66,38 +71,34 @@ impl L2x {
         self.k
     }
 
-    /// The op: draws the k·B·M Gumbel values (call `n`:
-    /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)`, layout `(B, k, M)`) and applies
-    /// [`L2x::apply_with_noise`].
-    pub fn apply<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        let mut noise = vec![0.0; theta.shape().num_elements() * self.k];
-        Noise::gumbel(1.0)?.fill(self.seeds.next(), &mut noise);
-        self.apply_with_noise(theta, noise)
+    /// The k·n Gumbel values for `n` entries of θ: call `n` of the op uses
+    /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)`, layout `(B, k, M)`.
+    fn draw_noise(&self, n: usize) -> Vec<f32> {
+        let mut noise = vec![0.0; n * self.k];
+        fill_gumbel(self.state.next_seed(), &mut noise);
+        noise
     }
 
     /// The relaxation with given Gumbel noise (row-major `(B, k, M)`: row `(b, j)` is
-    /// `G⁽ʲ⁾` of example b).
-    pub fn apply_with_noise<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
+    /// `G⁽ʲ⁾` of example b), on θ's device.
+    pub fn apply_with_noise<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
         &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
+        theta: Tensor<(B, M), f32, D, T>,
         noise: Vec<f32>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        check_temperature("temperature", self.temperature)?;
+    ) -> Result<Tensor<(B, M), f32, D, T>> {
+        let m = check_relaxation_input(&theta)?;
+        check_k(self.k, m)?;
         let (b, m) = *theta.shape();
-        check_rows(&theta.as_vec(), m.size())?;
-        check_k(self.k, m.size())?;
         let shape3 = (b, self.k, m);
-        check_noise_len(&noise, shape3.num_elements())?;
-        let g = theta.device().tensor_from_vec(noise, shape3);
-        let y = theta
-            .try_broadcast_like::<_, Axis<1>>(&shape3)?
-            .try_add(g)?
-            .try_mul(1.0 / self.temperature)?
-            .try_softmax::<Axis<2>>()?
-            .try_max::<(B, M), Axis<1>>()?;
-        Ok(y)
+        let g = noise_tensor(&theta, noise, shape3)?;
+        theta
+            .try_broadcast_like::<_, Axis<1>>(&shape3)
+            .and_then(|x| x.try_add(g))
+            .and_then(|x| x.try_mul(1.0 / self.temperature))
+            .and_then(|x| x.try_softmax::<Axis<2>>())
+            .and_then(|x| x.try_max::<(B, M), Axis<1>>())
+            .map_err(Error::device)
     }
 }
+
+relaxation_estimator!(L2x);

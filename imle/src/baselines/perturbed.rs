@@ -1,16 +1,12 @@
 //! Differentiable perturbed optimizers (Berthet et al. 2020) and the Fenchel-Young loss.
 
-use super::{check_rows, check_temperature, check_upstream, Seeds};
+use super::{check_rows, check_temperature, check_upstream};
 use crate::error::{Error, Result};
+use crate::estimator::Estimator;
 use crate::noise::Noise;
-use crate::op::{custom_op, BackwardErrors};
+use crate::op::OpState;
 use crate::solver::MapSolver;
-use dfdx::shapes::{Dim, HasShape};
-use dfdx::tensor::{Cpu, Tape, Tensor};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use rayon::prelude::*;
 
 /// The noise Z of a perturbed optimizer, with density `μ(z) ∝ exp(−ν(z))`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,13 +29,7 @@ impl PerturbationNoise {
             )
             .fill(seed, out),
             PerturbationNoise::Normal => {
-                out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(c as u64);
-                    for v in chunk {
-                        *v = StandardNormal.sample(&mut rng);
-                    }
-                })
+                crate::noise::fill_chunks(seed, out, |rng| StandardNormal.sample(rng))
             }
         }
     }
@@ -54,6 +44,7 @@ impl PerturbationNoise {
     }
 }
 
+/// The samples of one forward pass of [`Perturbed`].
 /// The samples of one forward pass of [`Perturbed`].
 #[derive(Debug, Clone)]
 pub struct PerturbedSamples {
@@ -72,7 +63,7 @@ pub struct PerturbedSamples {
 impl PerturbedSamples {
     /// The Monte-Carlo mean `ŷ = (1/S) Σ_s MAP(θ + σ·Z_s)`, row-major `(B, M)`.
     pub fn mean(&self) -> Vec<f32> {
-        crate::estimator::mean_over_samples(&self.z, self.m, self.samples)
+        crate::implicit_mle::mean_over_samples(&self.z, self.m, self.samples)
     }
 }
 
@@ -94,42 +85,46 @@ impl PerturbedSamples {
 /// ∇θ L ≈ (1/(S·σ)) Σ_s <MAP(θ + σ·Z_s), g> · ∇ν(Z_s),      g = ∂L/∂ŷ.
 /// ```
 ///
-/// [`Perturbed::fenchel_young`] is the Fenchel-Young loss of the same paper, whose
+/// [`crate::loss::FenchelYoung`] is the Fenchel-Young loss of the same paper, whose
 /// gradient is `ŷ − y`.
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::{baselines::Perturbed, solver::TopK};
+/// use imle::prelude::*;
 ///
 /// let dev = Cpu::default();
-/// let dpo = Perturbed::new(0.5, 100).seed(0);
+/// let dpo = Perturbed::new(TopK::new(2), 0.5, 100)?.seed(0);
 /// let theta = dev.tensor([[0.5f32, -1.0, 2.0, 0.1]]);
-/// let y = dpo.apply(theta.leaky_trace(), &TopK::new(2))?;
+/// let y = dpo.apply(theta.leaky_trace())?;
 /// assert!((y.as_vec().iter().sum::<f32>() - 2.0).abs() < 1e-4); // a mean of 2-subsets
 /// let grads = (y * dev.tensor([[1.0f32, 0.0, 0.0, 0.0]])).sum().backward();
 /// assert!(grads.get(&theta).as_vec().iter().all(|g| g.is_finite()));
 /// # Ok::<(), imle::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct Perturbed {
+pub struct Perturbed<S> {
+    solver: S,
     sigma: f32,
     samples: usize,
     noise: PerturbationNoise,
-    seeds: Seeds,
-    errors: BackwardErrors,
+    state: OpState,
 }
 
-impl Perturbed {
-    /// DPO with noise scale `sigma > 0` and `samples >= 1` Monte-Carlo samples (checked when
-    /// applied), normal noise, seed 0.
-    pub fn new(sigma: f32, samples: usize) -> Self {
-        Self {
+impl<S: MapSolver + Clone + 'static> Perturbed<S> {
+    /// DPO with the given MAP solver, noise scale `sigma > 0` and `samples >= 1`
+    /// Monte-Carlo samples, normal noise, seed 0.
+    pub fn new(solver: S, sigma: f32, samples: usize) -> Result<Self> {
+        check_temperature("sigma", sigma)?;
+        if samples == 0 {
+            return Err(Error::ZeroSamples);
+        }
+        Ok(Self {
+            solver,
             sigma,
             samples,
             noise: PerturbationNoise::Normal,
-            seeds: Seeds::new(0),
-            errors: BackwardErrors::default(),
-        }
+            state: OpState::new(0),
+        })
     }
 
     /// The noise distribution of Z.
@@ -138,39 +133,24 @@ impl Perturbed {
         self
     }
 
-    /// Seed of the noise (resets the call counter).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Seeds::new(seed);
-        self
-    }
-
     /// σ.
     pub fn sigma(&self) -> f32 {
         self.sigma
     }
 
-    /// The error of the last failed backward pass (see [`crate::op`]).
-    pub fn take_backward_error(&self) -> Option<Error> {
-        self.errors.take()
+    /// The MAP solver.
+    pub fn solver(&self) -> &S {
+        &self.solver
     }
 
-    /// Forward pass on plain slices: S samples `MAP(θ + σ·Z_s)` for every row. Call `n`
-    /// draws Z with `noise.fill(call_seed(seed, n), ..)` in the layout `(B, S, M)`.
-    pub fn forward<S: MapSolver + ?Sized>(
-        &self,
-        theta: &[f32],
-        m: usize,
-        solver: &S,
-    ) -> Result<PerturbedSamples> {
-        check_temperature("sigma", self.sigma)?;
-        if self.samples == 0 {
-            return Err(Error::ZeroSamples);
-        }
-        solver.check_len(m)?;
+    /// S samples `MAP(θ + σ·Z_s)` for every row. Call `n` draws Z with
+    /// `noise.fill(call_seed(seed, n), ..)` in the layout `(B, S, M)`.
+    pub fn sample(&self, theta: &[f32], m: usize) -> Result<PerturbedSamples> {
+        self.solver.check_len(m)?;
         check_rows(theta, m)?;
         let s = self.samples;
         let mut noise = vec![0.0; theta.len() * s];
-        self.noise.fill(self.seeds.next(), &mut noise);
+        self.noise.fill(self.state.next_seed(), &mut noise);
         let mut perturbed = Vec::with_capacity(noise.len());
         for (b, row) in theta.chunks(m).enumerate() {
             for j in 0..s {
@@ -179,7 +159,7 @@ impl Perturbed {
             }
         }
         let mut z = vec![0.0; perturbed.len()];
-        solver.solve_batch(&perturbed, m, &mut z)?;
+        self.solver.solve_batch(&perturbed, m, &mut z)?;
         Ok(PerturbedSamples {
             theta: theta.to_vec(),
             m,
@@ -189,9 +169,9 @@ impl Perturbed {
         })
     }
 
-    /// Backward pass (Berthet et al.'s perturbation gradient): for every row,
+    /// Berthet et al.'s perturbation gradient: for every row,
     /// `(1/(S·σ)) Σ_s <z_s, g>·∇ν(Z_s)`, with `grad_mean = ∂L/∂ŷ` (row-major `(B, M)`).
-    pub fn backward(&self, fwd: &PerturbedSamples, grad_mean: &[f32]) -> Result<Vec<f32>> {
+    pub fn gradient(&self, fwd: &PerturbedSamples, grad_mean: &[f32]) -> Result<Vec<f32>> {
         check_upstream(grad_mean, fwd.theta.len())?;
         let (m, s) = (fwd.m, fwd.samples);
         let scale = 1.0 / (s as f32 * self.sigma);
@@ -212,26 +192,9 @@ impl Perturbed {
         Ok(grad)
     }
 
-    /// The DPO op: forward the Monte-Carlo mean `ŷ`, backward the perturbation gradient.
-    pub fn apply<B: Dim, M: Dim, T: Tape<f32, Cpu>, S: MapSolver + ?Sized>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-        solver: &S,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        let shape = *theta.shape();
-        let fwd = self.forward(&theta.as_vec(), shape.1.size(), solver)?;
-        let this = self.clone();
-        custom_op(
-            theta,
-            shape,
-            fwd.mean(),
-            move |g: &[f32]| this.backward(&fwd, g),
-            &self.errors,
-        )
-    }
-
-    /// Fenchel-Young loss values and gradients on plain slices, from a forward pass `fwd`
-    /// and targets `y` (row-major `(B, M)`): per row
+    /// Fenchel-Young loss values and gradients on plain slices (see
+    /// [`crate::loss::FenchelYoung`]), from samples `fwd` and targets `y` (row-major
+    /// `(B, M)`): per row
     /// `F̂(θ) − <θ, y>` with `F̂(θ) = (1/S) Σ_s <MAP(θ + σZ_s), θ + σZ_s>`, and its gradient
     /// `ŷ − y`.
     pub fn fenchel_young_rows(
@@ -272,36 +235,26 @@ impl Perturbed {
         let grads = mean.iter().zip(y).map(|(a, b)| a - b).collect();
         Ok((values, grads))
     }
+}
 
-    /// The Fenchel-Young loss of Berthet et al. for the perturbed maximiser, per example
-    /// (shape `(B,)`): `F_σ(θ) − <θ, y>` estimated with S samples, where
-    /// `F_σ(θ) = E[max_z <z, θ + σZ>]`. Its gradient with respect to θ is `ŷ − y`
-    /// (`ŷ` the Monte-Carlo perturbed maximiser). The term `Ω(y)` of the full loss does
-    /// not depend on θ and is omitted, so the value is the loss up to a constant per
-    /// example.
-    pub fn fenchel_young<B: Dim, M: Dim, T: Tape<f32, Cpu>, T2, S: MapSolver + ?Sized>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-        y: &Tensor<(B, M), f32, Cpu, T2>,
-        solver: &S,
-    ) -> Result<Tensor<(B,), f32, Cpu, T>> {
-        let shape = *theta.shape();
-        let m = shape.1.size();
-        let fwd = self.forward(&theta.as_vec(), m, solver)?;
-        let (values, grads) = self.fenchel_young_rows(&fwd, &y.as_vec())?;
-        custom_op(
-            theta,
-            (shape.0,),
-            values,
-            move |g: &[f32]| {
-                check_upstream(g, grads.len() / m)?;
-                Ok(grads
-                    .chunks(m)
-                    .zip(g)
-                    .flat_map(|(row, &gb)| row.iter().map(move |v| gb * v))
-                    .collect())
-            },
-            &self.errors,
-        )
+/// Forward the Monte-Carlo mean `ŷ`, backward the perturbation gradient.
+impl<S: MapSolver + Clone + 'static> Estimator for Perturbed<S> {
+    type Saved = PerturbedSamples;
+
+    fn forward(&self, theta: &[f32], m: usize) -> Result<(Vec<f32>, PerturbedSamples)> {
+        let fwd = self.sample(theta, m)?;
+        Ok((fwd.mean(), fwd))
+    }
+
+    fn backward(&self, saved: &PerturbedSamples, grad_out: &[f32]) -> Result<Vec<f32>> {
+        self.gradient(saved, grad_out)
+    }
+
+    fn state(&self) -> &OpState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut OpState {
+        &mut self.state
     }
 }

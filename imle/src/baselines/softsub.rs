@@ -1,10 +1,14 @@
 //! SoftSub: the relaxed top-k subset sampler of Xie & Ermon (2019).
 
-use super::{check_k, check_noise_len, check_rows, check_temperature, Seeds};
-use crate::error::Result;
-use crate::noise::Noise;
-use dfdx::shapes::{Axis, Dim, HasShape, Shape};
-use dfdx::tensor::{Cpu, Tape, Tensor, TensorFromVec, WithEmptyTape};
+use super::gumbel_softmax::fill_gumbel;
+use super::{
+    check_k, check_relaxation_input, check_temperature, noise_tensor, relaxation_estimator,
+};
+use crate::device::ImleDevice;
+use crate::error::{Error, Result};
+use crate::op::OpState;
+use dfdx::shapes::{Axis, Dim, HasShape};
+use dfdx::tensor::{Tape, Tensor, WithEmptyTape};
 use dfdx::tensor_ops::{TryAdd, TryMul};
 
 /// SoftSub (Xie & Ermon 2019, *Reparameterizable subset sampling via continuous
@@ -24,11 +28,11 @@ use dfdx::tensor_ops::{TryAdd, TryMul};
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::baselines::SoftSub;
+/// use imle::prelude::*;
 ///
 /// let dev = Cpu::default();
 /// let theta = dev.tensor([[1.0f32, 0.0, -1.0, 2.0, 0.5]]);
-/// let y = SoftSub::new(2, 0.5).seed(0).apply(theta.leaky_trace())?;
+/// let y = SoftSub::new(2, 0.5)?.seed(0).apply(theta.leaky_trace())?;
 /// assert!((y.as_vec().iter().sum::<f32>() - 2.0).abs() < 1e-4);
 /// let grads = y.square().sum().backward();
 /// assert!(grads.get(&theta).as_vec().iter().all(|g| g.is_finite()));
@@ -38,28 +42,29 @@ use dfdx::tensor_ops::{TryAdd, TryMul};
 pub struct SoftSub {
     k: usize,
     temperature: f32,
-    seeds: Seeds,
+    state: OpState,
 }
 
 impl SoftSub {
-    /// SoftSub for k-subsets with temperature `t > 0` (both checked when applied), seed 0.
-    pub fn new(k: usize, t: f32) -> Self {
-        Self {
+    /// SoftSub for k-subsets (`k >= 1`; `k <= m` is checked when applied) with
+    /// temperature `t > 0`, seed 0.
+    pub fn new(k: usize, t: f32) -> Result<Self> {
+        check_temperature("temperature", t)?;
+        if k == 0 {
+            return Err(Error::InvalidK { k, m: 0 });
+        }
+        Ok(Self {
             k,
             temperature: t,
-            seeds: Seeds::new(0),
-        }
+            state: OpState::new(0),
+        })
     }
 
-    /// Seed of the Gumbel keys (resets the call counter).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Seeds::new(seed);
-        self
-    }
-
-    /// Sets the temperature t (e.g. during annealing); keeps the seed state.
-    pub fn set_temperature(&mut self, t: f32) {
+    /// Sets the temperature `t > 0` (e.g. during annealing); keeps the seed state.
+    pub fn set_temperature(&mut self, t: f32) -> Result<()> {
+        check_temperature("temperature", t)?;
         self.temperature = t;
+        Ok(())
     }
 
     /// Subset size k.
@@ -67,35 +72,37 @@ impl SoftSub {
         self.k
     }
 
-    /// The op: draws `G ~ Gumbel(0, 1)` (call `n`: `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)`
-    /// in the layout of θ) and applies [`SoftSub::apply_with_noise`].
-    pub fn apply<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
-        &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        let mut noise = vec![0.0; theta.shape().num_elements()];
-        Noise::gumbel(1.0)?.fill(self.seeds.next(), &mut noise);
-        self.apply_with_noise(theta, noise)
+    /// Gumbel keys for `n` entries: call `n` of the op uses
+    /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)` in the layout of θ.
+    fn draw_noise(&self, n: usize) -> Vec<f32> {
+        let mut noise = vec![0.0; n];
+        fill_gumbel(self.state.next_seed(), &mut noise);
+        noise
     }
 
-    /// The relaxation with given Gumbel noise G (row-major, the shape of θ).
-    pub fn apply_with_noise<B: Dim, M: Dim, T: Tape<f32, Cpu>>(
+    /// The relaxation with given Gumbel noise G (row-major, the shape of θ), on θ's device.
+    pub fn apply_with_noise<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
         &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
+        theta: Tensor<(B, M), f32, D, T>,
         noise: Vec<f32>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, T>> {
-        check_temperature("temperature", self.temperature)?;
-        let shape = *theta.shape();
-        let m = shape.1.size();
-        check_rows(&theta.as_vec(), m)?;
+    ) -> Result<Tensor<(B, M), f32, D, T>> {
+        let m = check_relaxation_input(&theta)?;
         check_k(self.k, m)?;
-        check_noise_len(&noise, shape.num_elements())?;
+        let shape = *theta.shape();
+        let g = noise_tensor(&theta, noise, shape)?;
+        self.relax(theta, g).map_err(Error::device)
+    }
+
+    fn relax<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
+        &self,
+        theta: Tensor<(B, M), f32, D, T>,
+        g: Tensor<(B, M), f32, D>,
+    ) -> std::result::Result<Tensor<(B, M), f32, D, T>, D::Err> {
         let inv_t = 1.0 / self.temperature;
-        let g = theta.device().tensor_from_vec(noise, shape);
         // Every tensor used twice is split with `with_empty_tape`, so that each recorded
         // backward op ends up exactly once in the tape of the result.
         let mut scores = theta.try_add(g)?;
-        let mut khot: Option<Tensor<(B, M), f32, Cpu, T>> = None;
+        let mut khot: Option<Tensor<(B, M), f32, D, T>> = None;
         for j in 0..self.k {
             let next_scores = scores.with_empty_tape();
             let a = scores.try_mul(inv_t)?.try_softmax::<Axis<1>>()?;
@@ -113,6 +120,8 @@ impl SoftSub {
             });
         }
         drop(scores);
-        Ok(khot.expect("k >= 1 was checked"))
+        Ok(khot.expect("k >= 1 was checked at construction"))
     }
 }
+
+relaxation_estimator!(SoftSub);

@@ -1,4 +1,4 @@
-use super::MapSolver;
+use super::{check_state_len, MapSolver};
 use crate::error::Result;
 
 /// One-hot categorical MAP (Example 1): `z = e_{argmax_i θ_i}`, ties to the lowest index.
@@ -15,6 +15,8 @@ pub struct Argmax;
 
 impl MapSolver for Argmax {
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
+        self.check_len(theta.len())?;
+        check_state_len(theta, z)?;
         let mut best = 0;
         for (i, &t) in theta.iter().enumerate().skip(1) {
             if t > theta[best] {

@@ -1,7 +1,7 @@
 //! Maximum-weight bipartite matchings (one of the combinatorial families named in Theorem 1
 //! of Niepert et al., NeurIPS 2021).
 
-use super::MapSolver;
+use super::{check_state_len, MapSolver};
 use crate::error::{check_finite, Error, Result};
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
@@ -124,13 +124,7 @@ impl MapSolver for Assignment {
 
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         self.check_len(theta.len())?;
-        if z.len() != theta.len() {
-            return Err(Error::LengthMismatch {
-                what: "state z (must match theta)",
-                expected: theta.len(),
-                got: z.len(),
-            });
-        }
+        check_state_len(theta, z)?;
         // Non-finite weights would make the Hungarian algorithm loop or overflow.
         check_finite("theta", theta)?;
         let max_abs = theta.iter().fold(0.0f32, |a, t| a.max(t.abs()));

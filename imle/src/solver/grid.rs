@@ -1,7 +1,7 @@
 //! Vertex-weighted shortest paths on a grid: the Warcraft protocol of Pogančić et al.
 //! (2019), used for the path-planning experiments of Niepert et al. (NeurIPS 2021, Sec. 5.3).
 
-use super::MapSolver;
+use super::{check_state_len, MapSolver};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -155,7 +155,7 @@ impl MapSolver for GridShortestPath {
 
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         check_dims(self.rows, self.cols, theta.len())?;
-        check_out(theta.len(), z.len())?;
+        check_state_len(theta, z)?;
         with_scratch(|s| {
             s.cost.clear();
             for (index, &t) in theta.iter().enumerate() {
@@ -221,17 +221,6 @@ fn check_dims(rows: usize, cols: usize, got: usize) -> Result<()> {
         Some(n) if n != got => Err(Error::GridSizeMismatch { rows, cols, got }),
         Some(_) => Ok(()),
     }
-}
-
-fn check_out(expected: usize, got: usize) -> Result<()> {
-    if expected != got {
-        return Err(Error::LengthMismatch {
-            what: "state z (must match theta)",
-            expected,
-            got,
-        });
-    }
-    Ok(())
 }
 
 /// Returns the cost with `-0.0` turned into `+0.0` (so its bits order like the value), or

@@ -57,6 +57,18 @@ pub trait MapSolver: Send + Sync {
     }
 }
 
+/// Checks that a state buffer `z` has the length of `theta` (every solver's `solve`).
+pub(crate) fn check_state_len(theta: &[f32], z: &[f32]) -> Result<()> {
+    if z.len() != theta.len() {
+        return Err(Error::LengthMismatch {
+            what: "state z (must match theta)",
+            expected: theta.len(),
+            got: z.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Shared validation of [`MapSolver::solve_batch`] arguments.
 pub(crate) fn check_batch<S: MapSolver + ?Sized>(
     solver: &S,
@@ -137,7 +149,9 @@ impl<F> MapSolver for FnSolver<F>
 where
     F: Fn(&[f32], &mut [f32]) -> Result<()> + Send + Sync,
 {
+    /// Checks that `z` has the length of θ, then calls the closure.
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
+        check_state_len(theta, z)?;
         (self.0)(theta, z)
     }
 }

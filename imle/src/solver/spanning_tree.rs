@@ -1,7 +1,7 @@
 //! Maximum-weight spanning trees (one of the combinatorial families named in Theorem 1 of
 //! Niepert et al., NeurIPS 2021).
 
-use super::MapSolver;
+use super::{check_state_len, MapSolver};
 use crate::error::{check_finite, Error, Result};
 use std::cmp::Ordering;
 
@@ -133,13 +133,7 @@ impl MapSolver for SpanningTree {
 
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         self.check_len(theta.len())?;
-        if z.len() != theta.len() {
-            return Err(Error::LengthMismatch {
-                what: "state z (must match theta)",
-                expected: theta.len(),
-                got: z.len(),
-            });
-        }
+        check_state_len(theta, z)?;
         check_finite("theta", theta)?;
         let mut order: Vec<u32> = (0..theta.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| {

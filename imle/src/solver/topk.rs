@@ -1,4 +1,4 @@
-use super::MapSolver;
+use super::{check_state_len, MapSolver};
 use crate::error::{Error, Result};
 use std::cmp::Ordering;
 
@@ -52,6 +52,7 @@ impl MapSolver for TopK {
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         let m = theta.len();
         self.check_len(m)?;
+        check_state_len(theta, z)?;
         z.fill(0.0);
         if self.k == m {
             z.fill(1.0);

@@ -1,11 +1,12 @@
 //! Score-function estimator (REINFORCE) with exact k-subset samples and marginals.
 
-use super::{check_k, check_rows, check_temperature, Seeds};
+use crate::baselines::{check_k, check_rows, check_temperature, check_upstream};
+use crate::device::ImleDevice;
 use crate::error::{check_finite, Error, Result};
 use crate::exact::KSubset;
-use crate::op::{custom_op, BackwardErrors};
+use crate::op::{custom_op, OpState};
 use dfdx::shapes::{Dim, HasShape};
-use dfdx::tensor::{Cpu, NoneTape, Tape, Tensor, TensorFromVec};
+use dfdx::tensor::{NoneTape, Tape, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -58,10 +59,10 @@ pub enum Baseline {
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use imle::baselines::ScoreFunction;
+/// use imle::loss::ScoreFunction;
 ///
 /// let dev = Cpu::default();
-/// let sfe = ScoreFunction::new(2).seed(1);
+/// let sfe = ScoreFunction::new(2)?.seed(1);
 /// let theta = dev.tensor([[0.5f32, -1.0, 2.0, 0.1]]);
 /// let z = sfe.sample(&theta)?;
 /// let b = dev.tensor([[1.0f32, 1.0, 0.0, 0.0]]);
@@ -77,39 +78,54 @@ pub struct ScoreFunction {
     tau: f32,
     baseline: Baseline,
     average: Arc<Mutex<Option<f64>>>,
-    seeds: Seeds,
-    errors: BackwardErrors,
+    state: OpState,
 }
 
 impl ScoreFunction {
-    /// SFE for k-subsets (k = 1: categorical), temperature 1, no baseline, seed 0.
-    pub fn new(k: usize) -> Self {
-        Self {
+    /// SFE for k-subsets (`k >= 1`; k = 1: categorical; `k <= m` is checked when
+    /// applied), temperature 1, no baseline, seed 0.
+    pub fn new(k: usize) -> Result<Self> {
+        if k == 0 {
+            return Err(Error::InvalidK { k, m: 0 });
+        }
+        Ok(Self {
             k,
             tau: 1.0,
             baseline: Baseline::None,
             average: Arc::new(Mutex::new(None)),
-            seeds: Seeds::new(0),
-            errors: BackwardErrors::default(),
-        }
+            state: OpState::new(0),
+        })
     }
 
-    /// Temperature τ of Eq. 3 (> 0).
-    pub fn temperature(mut self, tau: f32) -> Self {
+    /// Temperature τ > 0 of Eq. 3.
+    pub fn temperature(mut self, tau: f32) -> Result<Self> {
+        check_temperature("tau", tau)?;
         self.tau = tau;
-        self
+        Ok(self)
     }
 
-    /// The variance-reduction baseline (resets a moving average).
-    pub fn baseline(mut self, baseline: Baseline) -> Self {
+    /// The variance-reduction baseline (resets a moving average): a constant must be
+    /// finite, a momentum lie in `[0, 1)`.
+    pub fn baseline(mut self, baseline: Baseline) -> Result<Self> {
+        match baseline {
+            Baseline::MovingAverage { momentum } if !(0.0..1.0).contains(&momentum) => {
+                return Err(Error::InvalidParameter {
+                    name: "momentum",
+                    value: momentum as f64,
+                    reason: "must lie in [0, 1)",
+                })
+            }
+            Baseline::Constant(b) => check_finite("baseline", &[b])?,
+            _ => {}
+        }
         self.baseline = baseline;
         self.average = Arc::new(Mutex::new(None));
-        self
+        Ok(self)
     }
 
-    /// Seed of the samples (resets the call counter).
+    /// Seed of the samples (restarts the call counter).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seeds = Seeds::new(seed);
+        self.state.reseed(seed);
         self
     }
 
@@ -129,7 +145,7 @@ impl ScoreFunction {
 
     /// The error of the last failed backward pass (see [`crate::op`]).
     pub fn take_backward_error(&self) -> Option<Error> {
-        self.errors.take()
+        self.state.errors().take()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<f64>> {
@@ -137,19 +153,6 @@ impl ScoreFunction {
     }
 
     fn validate(&self, theta: &[f32], m: usize) -> Result<()> {
-        check_temperature("tau", self.tau)?;
-        if let Baseline::MovingAverage { momentum } = self.baseline {
-            if !(0.0..1.0).contains(&momentum) {
-                return Err(Error::InvalidParameter {
-                    name: "momentum",
-                    value: momentum as f64,
-                    reason: "must lie in [0, 1)",
-                });
-            }
-        }
-        if let Baseline::Constant(b) = self.baseline {
-            check_finite("baseline", &[b])?;
-        }
         check_rows(theta, m)?;
         check_k(self.k, m)
     }
@@ -159,7 +162,7 @@ impl ScoreFunction {
     /// `call_seed(seed, n)`, stream `b`.
     pub fn sample_rows(&self, theta: &[f32], m: usize) -> Result<Vec<f32>> {
         self.validate(theta, m)?;
-        let seed = self.seeds.next();
+        let seed = self.state.next_seed();
         let (k, tau) = (self.k, self.tau as f64);
         let mut z = vec![0.0; theta.len()];
         z.par_chunks_mut(m)
@@ -244,13 +247,16 @@ impl ScoreFunction {
     }
 
     /// Exact samples `z ~ p(z; θ)` for every row of θ (no gradient flows through them).
-    pub fn sample<B: Dim, M: Dim, T>(
+    pub fn sample<B: Dim, M: Dim, D: ImleDevice, T>(
         &self,
-        theta: &Tensor<(B, M), f32, Cpu, T>,
-    ) -> Result<Tensor<(B, M), f32, Cpu, NoneTape>> {
+        theta: &Tensor<(B, M), f32, D, T>,
+    ) -> Result<Tensor<(B, M), f32, D, NoneTape>> {
         let shape = *theta.shape();
         let z = self.sample_rows(&theta.as_vec(), shape.1.size())?;
-        Ok(theta.device().tensor_from_vec(z, shape))
+        theta
+            .device()
+            .try_tensor_from_vec(z, shape)
+            .map_err(Error::device)
     }
 
     /// The SFE surrogate: per example `(L_b − b)·log p(z_b; θ_b)`, shape `(B,)`, whose
@@ -259,12 +265,12 @@ impl ScoreFunction {
     ///
     /// `z` must hold k-subset states (e.g. from [`ScoreFunction::sample`]) and `loss` the B
     /// per-example losses `L(z_b)`.
-    pub fn surrogate<B: Dim, M: Dim, T: Tape<f32, Cpu>, T2>(
+    pub fn surrogate<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>, T2>(
         &self,
-        theta: Tensor<(B, M), f32, Cpu, T>,
-        z: &Tensor<(B, M), f32, Cpu, T2>,
+        theta: Tensor<(B, M), f32, D, T>,
+        z: &Tensor<(B, M), f32, D, T2>,
         loss: &[f32],
-    ) -> Result<Tensor<(B,), f32, Cpu, T>> {
+    ) -> Result<Tensor<(B,), f32, D, T>> {
         let shape = *theta.shape();
         let m = shape.1.size();
         let (grad, surrogate) = self.estimate_rows(&theta.as_vec(), m, &z.as_vec(), loss)?;
@@ -273,14 +279,14 @@ impl ScoreFunction {
             (shape.0,),
             surrogate,
             move |g: &[f32]| {
-                super::check_upstream(g, grad.len() / m)?;
+                check_upstream(g, grad.len() / m)?;
                 Ok(grad
                     .chunks(m)
                     .zip(g)
                     .flat_map(|(row, &gb)| row.iter().map(move |v| gb * v))
                     .collect())
             },
-            &self.errors,
+            self.state.errors(),
         )
     }
 }
