@@ -245,6 +245,12 @@ fn bad_arguments_give_clear_errors_and_nonzero_exit() {
     fails_with(&["--threads", "0", "fig2", "--out", out], "--threads");
     fails_with(&["fig9"], "unrecognized subcommand");
     fails_with(&["fig2", "--quick", "--full"], "cannot be used with");
+    fails_with(&["fig4", "--device", "tpu", "--out", out], "--device");
+    #[cfg(not(feature = "cuda"))]
+    fails_with(
+        &["fig4", "--device", "cuda", "--out", out],
+        "--features cuda",
+    );
     // Nothing was written by the failed runs.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -278,3 +278,47 @@ fn numbers_do_not_depend_on_the_thread_count() {
     };
     assert_eq!(run(1), run(3));
 }
+
+/// The device-generic passes (dfdx's `Linear`, the estimators through `ImleDevice`),
+/// here on the Cpu: the same losses as the host `Dense` path up to GEMM rounding, the
+/// loss falls, and a checkpoint resumes on either path.
+#[test]
+fn device_generic_passes_agree_with_the_host_path() {
+    use imle_paper::vae::Backend;
+    let (train, test) = (synthetic(200, 3), synthetic(100, 4));
+    for method in [Method::ImleSog, Method::Gsmt] {
+        let mut host = Trainer::new(tiny(method, 2)).unwrap();
+        let mut dfdx = Trainer::with_backend(tiny(method, 2), Backend::DfdxCpu).unwrap();
+        let (a, b) = (
+            host.evaluate(&test, 0).unwrap().loss,
+            dfdx.evaluate(&test, 0).unwrap().loss,
+        );
+        assert!((a - b).abs() < 1e-3 * a.abs(), "{method:?}: {a} vs {b}");
+        host.fit(&train, &test, None, |_| {}).unwrap();
+        dfdx.fit(&train, &test, None, |_| {}).unwrap();
+        let (ha, hb) = (&host.history, &dfdx.history);
+        assert!(
+            hb[1].test_loss < b,
+            "{method:?}: {b} -> {}",
+            hb[1].test_loss
+        );
+        // Same seeds, same data: the two runs stay close (they differ by rounding only).
+        for (x, y) in ha.iter().zip(hb) {
+            assert!(
+                (x.test_loss - y.test_loss).abs() < 0.05 * x.test_loss,
+                "{method:?}: {} vs {}",
+                x.test_loss,
+                y.test_loss
+            );
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_backend_without_the_feature_is_a_clear_error() {
+    let e = Trainer::with_backend(tiny(Method::ImleSog, 1), imle_paper::vae::Backend::Cuda)
+        .err()
+        .expect("no cuda in this build");
+    assert!(e.to_string().contains("--features cuda"), "{e}");
+}

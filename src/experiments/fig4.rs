@@ -17,7 +17,7 @@ use crate::data::mnist::{self, Mnist};
 use crate::output::Table;
 use crate::plot::{Figure, ImageGrid, LineChart, Panel, Series};
 use crate::vae::train::{Checkpoint, CHECKPOINT};
-use crate::vae::{EpochRecord, Method, Trainer, VaeConfig};
+use crate::vae::{Backend, EpochRecord, Method, Trainer, VaeConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -62,6 +62,12 @@ pub struct Args {
     /// Do not train: draw the figure from the checkpoints in the run directory.
     #[arg(long)]
     pub report_only: bool,
+    /// Where the forward/backward passes run: cpu (imle-conv's Dense layers, fastest on
+    /// a CPU), dfdx-cpu (dfdx's Linear through the device-generic path) or cuda (dfdx's
+    /// Linear on the GPU; needs a binary built with --features cuda). Checkpoints, seeds
+    /// and the optimiser stay on the host, so a run can resume on another device.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub device: Backend,
 }
 
 /// Resolved configuration of Figure 4.
@@ -77,6 +83,9 @@ pub struct Config {
     pub fresh: bool,
     /// Only report what the checkpoints hold.
     pub report_only: bool,
+    /// Where the passes run.
+    #[serde(default)]
+    pub device: Backend,
 }
 
 /// The four methods of the paper's figure.
@@ -90,6 +99,7 @@ pub const PAPER_METHODS: [Method; 4] = [
 impl Args {
     /// The configuration for `profile` (quick: 6000 training images, 10 epochs).
     pub fn resolve(&self, profile: Profile) -> Result<Config> {
+        self.device.check_available()?;
         let methods: Vec<Method> = match &self.methods {
             None => PAPER_METHODS.to_vec(),
             Some(names) => names
@@ -133,6 +143,7 @@ impl Args {
                 .unwrap_or_else(|| PathBuf::from(format!("runs/fig4/{profile}"))),
             fresh: self.fresh,
             report_only: self.report_only,
+            device: self.device,
         })
     }
 }
@@ -238,11 +249,12 @@ pub fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>> {
 /// Trains (or resumes) one method; `log` receives one line per epoch.
 pub fn train_method(
     cfg: &VaeConfig,
+    backend: Backend,
     data: &Mnist,
     dir: &Path,
     mut log: impl FnMut(&EpochRecord),
 ) -> Result<Trainer> {
-    let mut t = Trainer::new(cfg.clone())?;
+    let mut t = Trainer::with_backend(cfg.clone(), backend)?;
     t.fit(&data.train, &data.test, Some(dir), |r| log(r))?;
     Ok(t)
 }
@@ -371,7 +383,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
                 std::fs::remove_file(&ck).with_context(|| format!("removing {}", ck.display()))?;
             }
             let pb = ctx.progress(c.epochs as u64, c.method.name());
-            let t = train_method(c, data, &dir, |r| {
+            let t = train_method(c, cfg.device, data, &dir, |r| {
                 pb.set_position(r.epoch as u64);
                 let line = format!(
                     "{:>14} epoch {:>3}: train {:.3}  test {:.3} (BCE {:.3} + KL {:.3})  {:.1}+{:.1} s",

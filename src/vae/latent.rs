@@ -7,8 +7,8 @@ use imle::target::AdaptiveLambda;
 use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 
-/// Logits or latent codes: `(batch, blocks, categories)`.
-pub type Blocks<T> = Tensor<(usize, Const<BLOCKS>, Const<CATS>), f32, Cpu, T>;
+/// Logits or latent codes: `(batch, blocks, categories)`, on device `D` (default `Cpu`).
+pub type Blocks<T, D = Cpu> = Tensor<(usize, Const<BLOCKS>, Const<CATS>), f32, D, T>;
 
 /// How the discrete latent is sampled and differentiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -224,12 +224,12 @@ impl Latent {
     /// Maps logits to a latent sample with noise drawn from `seed` (the estimator seeded
     /// with `seed`, its first call); `temperature` is the Gumbel-softmax temperature
     /// (ignored by the other methods).
-    pub fn apply<T: Tape<f32, Cpu>>(
+    pub fn apply<D: ImleDevice, T: Tape<f32, D>>(
         &self,
-        logits: Blocks<T>,
+        logits: Blocks<T, D>,
         seed: u64,
         temperature: f32,
-    ) -> imle::Result<Blocks<T>> {
+    ) -> imle::Result<Blocks<T, D>> {
         match self {
             Latent::Imle(op) => op.clone().seed(seed).apply_blocks(logits),
             Latent::Ste(op) => op.clone().seed(seed).apply_blocks(logits),

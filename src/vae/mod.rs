@@ -31,10 +31,12 @@
 //!   one (AIMLE included: its β and running fraction are checkpointed).
 
 pub mod adam;
+pub mod device;
 pub mod latent;
 pub mod model;
 pub mod train;
 
+pub use device::Backend;
 pub use latent::{Latent, LatentConfig, Method};
 pub use model::{build, vae_loss, vae_loss_f64, VaeModel};
 pub use train::{EpochRecord, Trainer, VaeConfig};

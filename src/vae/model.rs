@@ -50,6 +50,8 @@ pub trait Param {
     fn values_into(&self, buf: &mut [f32]);
     /// Its gradient in `grads`, read in place.
     fn grad<'a>(&self, grads: &'a mut Gradients<f32, Cpu>) -> Result<&'a [f32], CpuError>;
+    /// Writes `values` as its gradient in `grads`.
+    fn set_grad(&self, grads: &mut Gradients<f32, Cpu>, values: &[f32]) -> Result<(), CpuError>;
 }
 
 impl<S: Shape> Param for Tensor<S, f32, Cpu> {
@@ -69,6 +71,14 @@ impl<S: Shape> Param for Tensor<S, f32, Cpu> {
         // Every parameter of the VAE is on the path to the loss, so it has a gradient
         // (zeros would be allocated otherwise).
         Ok(grads.get_or_alloc_mut(self)?.as_slice())
+    }
+    fn set_grad(&self, grads: &mut Gradients<f32, Cpu>, values: &[f32]) -> Result<(), CpuError> {
+        let g = grads.get_or_alloc_mut(self)?;
+        if g.len() != values.len() {
+            return Err(CpuError::WrongNumElements);
+        }
+        g.copy_from_slice(values);
+        Ok(())
     }
 }
 
@@ -153,11 +163,11 @@ pub fn build(dev: &Cpu, seed: u64) -> VaeModel {
 /// (the KL between each block's categorical `q` and the uniform distribution, used for the
 /// k-subset latent too, as in the official code). Returns the loss tensor (on the tape)
 /// and the values of its two terms `(reconstruction, kl)`.
-pub fn vae_loss<P: Dim, N: Dim, M: Dim, T: Tape<f32, Cpu>>(
-    x_logits: Tensor<(usize, P), f32, Cpu, T>,
-    x: &Tensor<(usize, P), f32, Cpu>,
-    logits: Tensor<(usize, N, M), f32, Cpu, T>,
-) -> (Tensor<(), f32, Cpu, T>, f32, f32) {
+pub fn vae_loss<P: Dim, N: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    x_logits: Tensor<(usize, P), f32, D, T>,
+    x: &Tensor<(usize, P), f32, D>,
+    logits: Tensor<(usize, N, M), f32, D, T>,
+) -> (Tensor<(), f32, D, T>, f32, f32) {
     let b = x_logits.shape().0 as f32;
     let m = logits.shape().2.size() as f32;
     let recon = x_logits.bce_with_logits(x.clone()).sum::<(), _>() / b;
@@ -165,7 +175,7 @@ pub fn vae_loss<P: Dim, N: Dim, M: Dim, T: Tape<f32, Cpu>>(
     let q_branch = q.retaped::<T>();
     let log_q = (q + 1e-20).ln();
     let kl = ((log_q - (1.0 / m).ln()) * q_branch).sum::<(), _>() / b;
-    let (r, k) = (recon.array(), kl.array());
+    let (r, k) = (recon.as_vec()[0], kl.as_vec()[0]);
     (recon + kl, r, k)
 }
 

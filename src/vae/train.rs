@@ -1,6 +1,7 @@
 //! Training loop, evaluation and resumable checkpoints of the discrete VAE.
 
 use super::adam::{Adam, AdamHyper, AdamState};
+use super::device::{self, Backend, Passes};
 use super::latent::{Blocks, Latent, LatentConfig, Method};
 use super::model::{self, params, params_mut, vae_loss, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
 use crate::data::mnist::MnistSplit;
@@ -148,11 +149,19 @@ pub struct Trainer {
     /// One record per finished epoch.
     pub history: Vec<EpochRecord>,
     dev: Cpu,
+    /// The forward/backward passes on a device other than the host `Dense` path.
+    passes: Option<Box<dyn Passes>>,
 }
 
 impl Trainer {
-    /// A fresh model and optimiser for `cfg`.
+    /// A fresh model and optimiser for `cfg`, on the host.
     pub fn new(cfg: VaeConfig) -> Result<Self> {
+        Self::with_backend(cfg, Backend::Cpu)
+    }
+
+    /// A fresh model and optimiser for `cfg` whose passes run on `backend` (the state,
+    /// checkpoints and seeds stay on the host; see [`super::device`]).
+    pub fn with_backend(cfg: VaeConfig, backend: Backend) -> Result<Self> {
         if cfg.batch == 0 {
             bail!("the batch size must be at least 1");
         }
@@ -160,14 +169,30 @@ impl Trainer {
         let model = model::build(&dev, mix(cfg.seed, TAG_INIT));
         let adam = Adam::new(&model, cfg.adam);
         let latent = Latent::new(cfg.method, &cfg.latent)?;
-        Ok(Self {
+        Self {
             cfg,
             model,
             adam,
             latent,
             history: Vec::new(),
             dev,
-        })
+            passes: None,
+        }
+        .on(backend)
+    }
+
+    fn on(mut self, backend: Backend) -> Result<Self> {
+        self.passes = device::passes(backend)?;
+        self.sync_device()?;
+        Ok(self)
+    }
+
+    /// Copies the host parameters to the device (after an update or a checkpoint load).
+    fn sync_device(&mut self) -> Result<()> {
+        match &mut self.passes {
+            Some(p) => p.load(&self.model),
+            None => Ok(()),
+        }
     }
 
     /// The number of finished epochs.
@@ -209,6 +234,14 @@ impl Trainer {
     /// One optimisation step on a batch (row-major `(B, 784)` pixels in [0, 1]) with noise
     /// seed `seed` and Gumbel-softmax temperature `temperature`; returns its loss parts.
     pub fn step(&mut self, x: Vec<f32>, seed: u64, temperature: f32) -> Result<LossParts> {
+        if let Some(p) = &self.passes {
+            let (parts, grads) = p.run(&self.latent, x, seed, temperature, true)?;
+            let grads = grads.context("the device passes returned no gradients")?;
+            let mut grads = device::host_grads(&self.model, &grads)?;
+            self.adam.update(&mut self.model, &mut grads)?;
+            self.sync_device()?;
+            return Ok(parts);
+        }
         let x = self.tensor_batch(x);
         let logits = self.encode(x.clone().traced(Gradients::leaky()));
         let kl_logits = logits.retaped::<OwnedTape<f32, Cpu>>();
@@ -236,6 +269,9 @@ impl Trainer {
 
     /// Loss parts of a batch without training (noisy sample from `seed`).
     pub fn batch_loss(&self, x: Vec<f32>, seed: u64, temperature: f32) -> Result<LossParts> {
+        if let Some(p) = &self.passes {
+            return Ok(p.run(&self.latent, x, seed, temperature, false)?.0);
+        }
         let x = self.tensor_batch(x);
         let logits = self.encode(x.clone());
         let z = self.latent.apply(logits.clone(), seed, temperature)?;
@@ -496,6 +532,6 @@ impl Trainer {
             self.latent.restore_adaptive_state(beta, running)?;
         }
         self.history = meta.history;
-        Ok(())
+        self.sync_device()
     }
 }
