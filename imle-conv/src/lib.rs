@@ -3,6 +3,10 @@
 //! convolutions parallel over the batch with rayon, batch norm fused with ReLU and the
 //! residual addition.
 //!
+//! **Cpu only.** The layers are written for dfdx's `Cpu` device (their kernels are ours,
+//! on host memory); a model on `Cuda` uses dfdx's own `Linear` instead (as `imle-paper
+//! fig4 --device cuda` does). The `imle` estimators themselves run on either device.
+//!
 //! Layers are dfdx modules: name their builders (in [`builders`]) in a tuple with
 //! dfdx's own, build with `dev.build_module`, train with `forward_mut` on a traced input
 //! and any dfdx optimizer, save with `save_safetensors` / `save` (npz). The batch

@@ -30,6 +30,13 @@ use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Tape, Tensor};
 use dfdx::tensor_ops::ReshapeTo;
 
+/// Rows `(B, M)` of θ or z on device `D` with tape `T`.
+pub type Rows<B, M, D, T> = Tensor<(B, M), f32, D, T>;
+
+/// `(B, N, M)`: N blocks of M values per example, on device `D` with tape `T`.
+pub type Blocks<B, const N: usize, const M: usize, D, T> =
+    Tensor<(B, Const<N>, Const<M>), f32, D, T>;
+
 /// A gradient estimator for a discrete (or relaxed) layer `θ ↦ z`, applied row by row.
 ///
 /// Implementors provide the slice-level [`Estimator::forward`] and
@@ -117,8 +124,8 @@ pub trait Estimator: Clone + Send + Sync + 'static {
     /// VAE's 20 blocks of 20 logits), each block one row.
     fn apply_blocks<B: Dim, const N: usize, const M: usize, D: ImleDevice, T: Tape<f32, D>>(
         &self,
-        theta: Tensor<(B, Const<N>, Const<M>), f32, D, T>,
-    ) -> Result<Tensor<(B, Const<N>, Const<M>), f32, D, T>> {
+        theta: Blocks<B, N, M, D, T>,
+    ) -> Result<Blocks<B, N, M, D, T>> {
         self.apply_rows(theta, M)
     }
 

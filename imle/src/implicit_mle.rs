@@ -344,7 +344,7 @@ impl<S: MapSolver + Clone + 'static> Estimator for Imle<S> {
 }
 
 /// `θ + τ·ε` for every sample: rows `(b, s)` of the result are `θ_b + τ·ε_{b,s}`.
-fn perturb(theta: &[f32], m: usize, s: usize, noise: &[f32], tau: f32) -> Vec<f32> {
+pub(crate) fn perturb(theta: &[f32], m: usize, s: usize, noise: &[f32], tau: f32) -> Vec<f32> {
     let mut out = Vec::with_capacity(noise.len());
     for (b, row) in theta.chunks(m).enumerate() {
         for k in 0..s {

@@ -50,6 +50,8 @@ pub mod solver;
 pub mod target;
 
 pub use device::ImleDevice;
+/// The dfdx this crate is built on (for notebooks and scripts that need the same version).
+pub use dfdx;
 pub use error::{Error, Result};
 pub use estimator::Estimator;
 pub use exact::KSubset;

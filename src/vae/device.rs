@@ -9,7 +9,9 @@
 //! gradients come back (1.3 M floats each way).
 
 use super::latent::Latent;
-use super::model::{params, vae_loss, VaeModel, BLOCKS, CATS, LATENT, N_PARAMS, PIXELS};
+use super::model::{
+    params, vae_loss, vae_tensors, VaeModel, BLOCKS, CATS, LATENT, N_PARAMS, PIXELS,
+};
 use super::train::LossParts;
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
@@ -98,49 +100,27 @@ impl<D: ImleDevice + DeviceBuildExt> DeviceVae<D> {
         Self { dev, model }
     }
 
-    fn tensors_mut(&mut self) -> [&mut dyn CopyIn; N_PARAMS] {
-        let (e, d) = &mut self.model;
-        [
-            &mut e.0.weight,
-            &mut e.0.bias,
-            &mut e.2.weight,
-            &mut e.2.bias,
-            &mut e.4.weight,
-            &mut e.4.bias,
-            &mut d.0.weight,
-            &mut d.0.bias,
-            &mut d.2.weight,
-            &mut d.2.bias,
-            &mut d.4.weight,
-            &mut d.4.bias,
-        ]
+    fn tensors_mut(&mut self) -> [&mut dyn DeviceParam<D>; N_PARAMS] {
+        vae_tensors!(&mut self.model, &mut)
     }
 
     fn grads_of(&self, grads: &Gradients<f32, D>) -> Vec<Vec<f32>> {
-        let (e, d) = &self.model;
-        vec![
-            grads.get(&e.0.weight).as_vec(),
-            grads.get(&e.0.bias).as_vec(),
-            grads.get(&e.2.weight).as_vec(),
-            grads.get(&e.2.bias).as_vec(),
-            grads.get(&e.4.weight).as_vec(),
-            grads.get(&e.4.bias).as_vec(),
-            grads.get(&d.0.weight).as_vec(),
-            grads.get(&d.0.bias).as_vec(),
-            grads.get(&d.2.weight).as_vec(),
-            grads.get(&d.2.bias).as_vec(),
-            grads.get(&d.4.weight).as_vec(),
-            grads.get(&d.4.bias).as_vec(),
-        ]
+        let tensors: [&dyn DeviceParam<D>; N_PARAMS] = vae_tensors!(&self.model, &);
+        tensors.iter().map(|t| t.grad_values(grads)).collect()
     }
 }
 
-/// A device tensor that host values can be copied into.
-trait CopyIn {
+/// A parameter tensor on device `D`: host values can be copied in, its gradient out.
+trait DeviceParam<D: ImleDevice> {
     fn copy_in(&mut self, values: &[f32]) -> Result<()>;
+    fn grad_values(&self, grads: &Gradients<f32, D>) -> Vec<f32>;
 }
 
-impl<S: Shape, D: ImleDevice> CopyIn for Tensor<S, f32, D> {
+impl<S: Shape, D: ImleDevice> DeviceParam<D> for Tensor<S, f32, D> {
+    fn grad_values(&self, grads: &Gradients<f32, D>) -> Vec<f32> {
+        grads.get(self).as_vec()
+    }
+
     fn copy_in(&mut self, values: &[f32]) -> Result<()> {
         if values.len() != self.shape().num_elements() {
             bail!(

@@ -82,42 +82,38 @@ impl<S: Shape> Param for Tensor<S, f32, Cpu> {
     }
 }
 
-/// The 12 parameter tensors: encoder layers 1-3 (weight, bias), then decoder layers 1-3.
+/// The 12 parameter tensors of a VAE model (any layer type with `weight` and `bias`),
+/// as an array of `&` or `&mut` references: encoder layers 1-3 (weight, bias), then
+/// decoder layers 1-3. `vae_tensors!(&model, &)` / `vae_tensors!(&mut model, &mut)`.
+macro_rules! vae_tensors {
+    ($model:expr, $($r:tt)+) => {{
+        let (e, d) = $model;
+        [
+            $($r)+ e.0.weight,
+            $($r)+ e.0.bias,
+            $($r)+ e.2.weight,
+            $($r)+ e.2.bias,
+            $($r)+ e.4.weight,
+            $($r)+ e.4.bias,
+            $($r)+ d.0.weight,
+            $($r)+ d.0.bias,
+            $($r)+ d.2.weight,
+            $($r)+ d.2.bias,
+            $($r)+ d.4.weight,
+            $($r)+ d.4.bias,
+        ]
+    }};
+}
+pub(crate) use vae_tensors;
+
+/// The 12 parameter tensors, in [`vae_tensors`] order.
 pub fn params(m: &VaeModel) -> [&dyn Param; N_PARAMS] {
-    let (e, d) = m;
-    [
-        &e.0.weight,
-        &e.0.bias,
-        &e.2.weight,
-        &e.2.bias,
-        &e.4.weight,
-        &e.4.bias,
-        &d.0.weight,
-        &d.0.bias,
-        &d.2.weight,
-        &d.2.bias,
-        &d.4.weight,
-        &d.4.bias,
-    ]
+    vae_tensors!(m, &)
 }
 
 /// Mutable access to the 12 parameter tensors, in [`params`] order.
 pub fn params_mut(m: &mut VaeModel) -> [&mut dyn Param; N_PARAMS] {
-    let (e, d) = m;
-    [
-        &mut e.0.weight,
-        &mut e.0.bias,
-        &mut e.2.weight,
-        &mut e.2.bias,
-        &mut e.4.weight,
-        &mut e.4.bias,
-        &mut d.0.weight,
-        &mut d.0.bias,
-        &mut d.2.weight,
-        &mut d.2.bias,
-        &mut d.4.weight,
-        &mut d.4.bias,
-    ]
+    vae_tensors!(m, &mut)
 }
 
 /// All parameters concatenated, in [`params`] order.

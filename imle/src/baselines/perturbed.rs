@@ -45,7 +45,6 @@ impl PerturbationNoise {
 }
 
 /// The samples of one forward pass of [`Perturbed`].
-/// The samples of one forward pass of [`Perturbed`].
 #[derive(Debug, Clone)]
 pub struct PerturbedSamples {
     /// θ, row-major `(B, M)`.
@@ -151,13 +150,7 @@ impl<S: MapSolver + Clone + 'static> Perturbed<S> {
         let s = self.samples;
         let mut noise = vec![0.0; theta.len() * s];
         self.noise.fill(self.state.next_seed(), &mut noise);
-        let mut perturbed = Vec::with_capacity(noise.len());
-        for (b, row) in theta.chunks(m).enumerate() {
-            for j in 0..s {
-                let eps = &noise[(b * s + j) * m..(b * s + j + 1) * m];
-                perturbed.extend(row.iter().zip(eps).map(|(t, e)| t + self.sigma * e));
-            }
-        }
+        let perturbed = crate::implicit_mle::perturb(theta, m, s, &noise, self.sigma);
         let mut z = vec![0.0; perturbed.len()];
         self.solver.solve_batch(&perturbed, m, &mut z)?;
         Ok(PerturbedSamples {

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::device::ImleDevice;
 use crate::error::{Error, Result};
+use crate::estimator::Rows;
 use crate::op::OpState;
 use dfdx::shapes::{Axis, Dim, HasShape};
 use dfdx::tensor::{Tape, Tensor, WithEmptyTape};
@@ -97,7 +98,7 @@ impl SoftSub {
         &self,
         theta: Tensor<(B, M), f32, D, T>,
         g: Tensor<(B, M), f32, D>,
-    ) -> std::result::Result<Tensor<(B, M), f32, D, T>, D::Err> {
+    ) -> std::result::Result<Rows<B, M, D, T>, D::Err> {
         let inv_t = 1.0 / self.temperature;
         // Every tensor used twice is split with `with_empty_tape`, so that each recorded
         // backward op ends up exactly once in the tape of the result.

@@ -1,9 +1,8 @@
 //! The Fenchel-Young loss of perturbed optimizers (Berthet et al. 2020).
 
-use crate::baselines::{check_upstream, Perturbed};
+use crate::baselines::Perturbed;
 use crate::device::ImleDevice;
 use crate::error::Result;
-use crate::op::custom_op;
 use crate::solver::MapSolver;
 use dfdx::shapes::{Dim, HasShape};
 use dfdx::tensor::{Tape, Tensor};
@@ -59,22 +58,9 @@ impl<S: MapSolver + Clone + 'static> FenchelYoung<S> {
         theta: Tensor<(B, M), f32, D, T>,
         y: &Tensor<(B, M), f32, D, T2>,
     ) -> Result<Tensor<(B,), f32, D, T>> {
-        let shape = *theta.shape();
-        let m = shape.1.size();
+        let m = theta.shape().1.size();
         let (values, grads) = self.loss_rows(&theta.as_vec(), &y.as_vec(), m)?;
-        custom_op(
-            theta,
-            (shape.0,),
-            values,
-            move |g: &[f32]| {
-                check_upstream(g, grads.len() / m)?;
-                Ok(grads
-                    .chunks(m)
-                    .zip(g)
-                    .flat_map(|(row, &gb)| row.iter().map(move |v| gb * v))
-                    .collect())
-            },
-            crate::estimator::Estimator::state(&self.perturbed).errors(),
-        )
+        let errors = crate::estimator::Estimator::state(&self.perturbed).errors();
+        super::per_example_loss(theta, values, grads, errors)
     }
 }

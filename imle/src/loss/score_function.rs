@@ -1,10 +1,10 @@
 //! Score-function estimator (REINFORCE) with exact k-subset samples and marginals.
 
-use crate::baselines::{check_k, check_rows, check_temperature, check_upstream};
+use crate::baselines::{check_k, check_rows, check_temperature};
 use crate::device::ImleDevice;
 use crate::error::{check_finite, Error, Result};
 use crate::exact::KSubset;
-use crate::op::{custom_op, OpState};
+use crate::op::OpState;
 use dfdx::shapes::{Dim, HasShape};
 use dfdx::tensor::{NoneTape, Tape, Tensor};
 use rand::SeedableRng;
@@ -271,22 +271,8 @@ impl ScoreFunction {
         z: &Tensor<(B, M), f32, D, T2>,
         loss: &[f32],
     ) -> Result<Tensor<(B,), f32, D, T>> {
-        let shape = *theta.shape();
-        let m = shape.1.size();
+        let m = theta.shape().1.size();
         let (grad, surrogate) = self.estimate_rows(&theta.as_vec(), m, &z.as_vec(), loss)?;
-        custom_op(
-            theta,
-            (shape.0,),
-            surrogate,
-            move |g: &[f32]| {
-                check_upstream(g, grad.len() / m)?;
-                Ok(grad
-                    .chunks(m)
-                    .zip(g)
-                    .flat_map(|(row, &gb)| row.iter().map(move |v| gb * v))
-                    .collect())
-            },
-            self.state.errors(),
-        )
+        super::per_example_loss(theta, surrogate, grad, self.state.errors())
     }
 }
