@@ -43,5 +43,28 @@ fn noise_fill(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, op_fwd_bwd, noise_fill);
+/// Ours against `rand_distr::Gumbel` (which can return +∞, see `imle::noise::Gumbel`):
+/// 40,000 draws from one ChaCha8 stream, one thread.
+fn gumbel_draw(c: &mut Criterion) {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut group = c.benchmark_group("gumbel_draw_40000");
+    let ours = imle::noise::Gumbel::new(1.0).unwrap();
+    let theirs = rand_distr::Gumbel::new(0.0f32, 1.0).unwrap();
+    group.bench_function("imle", |b| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        b.iter(|| {
+            (0..40_000)
+                .map(|_| -> f32 { ours.sample(&mut rng) })
+                .sum::<f32>()
+        })
+    });
+    group.bench_function("rand_distr", |b| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        b.iter(|| (0..40_000).map(|_| theirs.sample(&mut rng)).sum::<f32>())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, op_fwd_bwd, noise_fill, gumbel_draw);
 criterion_main!(benches);

@@ -86,13 +86,12 @@ pub trait Estimator: Clone + Send + Sync + 'static {
         let shape = *theta.shape();
         let (out, saved) = self.forward(&theta.as_vec(), shape.1.size())?;
         let this = self.clone();
-        let errors = self.state().errors().clone();
         custom_op(
             theta,
             shape,
             out,
             move |g| this.backward(&saved, g),
-            &errors,
+            self.state().errors(),
         )
     }
 

@@ -25,9 +25,10 @@ use std::sync::Arc;
 /// Gumbel(0, τ): `−τ · ln(−ln U)`, `U ~ Uniform(0, 1)`.
 ///
 /// Not `rand_distr::Gumbel`: rand_distr 0.4 draws `U` from `OpenClosed01`, so `U = 1`
-/// (probability 2⁻²⁴ in f32, i.e. several times per epoch of the discrete VAE) gives
-/// `+∞`; ours draws `U` from the open interval in f64 and is never infinite. Benchmark
-/// (`cargo bench -p imle --bench imle_bench -- noise`, see `BENCHMARKS.md`).
+/// (probability 2⁻²³ per f32 draw: about three times per epoch of the discrete VAE's
+/// 24 M draws) gives `+∞`, which the estimators would reject as non-finite θ + ε; ours
+/// draws `U` from the open interval in f64 and is never infinite. Speed, measured by
+/// `cargo bench -p imle --bench imle_bench -- gumbel_draw` (see `BENCHMARKS.md`).
 ///
 /// ```
 /// use imle::noise::Gumbel;
@@ -320,6 +321,8 @@ fn fill_par<D: Distribution<f32> + Sync>(dist: &D, seed: u64, out: &mut [f32]) {
 
 /// Fills `out` in parallel chunks of 1024 values, chunk `c` from `ChaCha8Rng` seeded with
 /// `seed`, stream `c`: the result does not depend on the number of threads.
+/// (`inline(always)`: the per-draw closure stays inlined in every fill.)
+#[inline(always)]
 pub(crate) fn fill_chunks(
     seed: u64,
     out: &mut [f32],
