@@ -14,7 +14,8 @@ use std::time::Instant;
 /// NeurIPS 2021).
 ///
 /// Each command writes <name>.json (config, seed, per-step values, summary), CSV tables,
-/// <name>.png and <name>.svg into --out, and regenerates <out>/README.md (the paper's
+/// <name>.png and <name>.svg into --out (figures/ for --full, figures/quick/ for the quick
+/// profile), and regenerates <out>/README.md (the paper's
 /// numbers beside ours). The same seed gives the same numbers.
 #[derive(Debug, Parser)]
 #[command(
@@ -45,9 +46,14 @@ struct Global {
     /// Worker threads (rayon); results do not depend on it. Default: all cores.
     #[arg(long, global = true, value_parser = experiments::positive_usize)]
     threads: Option<usize>,
-    /// Output folder.
-    #[arg(long, global = true, default_value = "figures")]
-    out: PathBuf,
+    /// Output folder [full: figures/; quick: figures/quick/, so that quick runs never
+    /// touch the committed full-protocol results].
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Replace a record of a stronger protocol (a full-protocol `<name>.json` in --out)
+    /// with this run's; without it such a run stops before writing anything.
+    #[arg(long, global = true)]
+    overwrite: bool,
     /// Hide progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
@@ -95,7 +101,10 @@ fn run_one(f: impl FnOnce() -> Result<Summary>) -> Result<()> {
     Ok(())
 }
 
-fn run_all(ctx: &RunContext) -> Result<()> {
+fn run_all(ctx: &RunContext, overwrite: bool) -> Result<()> {
+    for name in ["fig2", "fig3", "fidelity", "fig4"] {
+        experiments::check_replaces(&ctx.out_dir, name, ctx.profile, overwrite)?;
+    }
     run_one(|| fig2::run(&fig2::Args::default().resolve(ctx.profile)?, ctx))?;
     run_one(|| fig3::run(&fig3::Args::default().resolve(ctx.profile)?, ctx))?;
     run_one(|| fidelity::run(&fidelity::Args::default().resolve(ctx.profile)?, ctx))?;
@@ -142,10 +151,24 @@ fn real_main(cli: Cli) -> Result<()> {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    std::fs::create_dir_all(&g.out)
-        .with_context(|| format!("creating output folder {}", g.out.display()))?;
+    let out = g
+        .out
+        .clone()
+        .unwrap_or_else(|| experiments::default_out(profile));
+    let experiment = match &cli.command {
+        Command::Fig2(_) => Some("fig2"),
+        Command::Fig3(_) => Some("fig3"),
+        Command::Fidelity(_) => Some("fidelity"),
+        Command::Fig4(a) if !a.report_only => Some("fig4"),
+        _ => None,
+    };
+    if let Some(name) = experiment {
+        experiments::check_replaces(&out, name, profile, g.overwrite)?;
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating output folder {}", out.display()))?;
     let ctx = RunContext {
-        out_dir: g.out.clone(),
+        out_dir: out.clone(),
         profile,
         seed: g.seed,
         threads: g.threads,
@@ -165,10 +188,10 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("MNIST ready in {}", dir.display());
             Ok(())
         }
-        Command::All => run_all(&ctx),
+        Command::All => run_all(&ctx, g.overwrite),
         Command::Readme => {
-            experiments::write_readme(&g.out)?;
-            println!("wrote {}", g.out.join("README.md").display());
+            experiments::write_readme(&out)?;
+            println!("wrote {}", out.join("README.md").display());
             Ok(())
         }
     }

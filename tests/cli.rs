@@ -254,3 +254,67 @@ fn bad_arguments_give_clear_errors_and_nonzero_exit() {
     // Nothing was written by the failed runs.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// Quick runs write to figures/quick/ by default and never replace a full-protocol record
+/// without --overwrite (checked before anything is written).
+#[test]
+fn quick_runs_never_overwrite_full_records() {
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_imle-paper"))
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap()
+    };
+    // Default output folder of the quick profile.
+    let out = run(&["fig2", "--samples", "200", "--no-progress"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cwd.path().join("figures/quick/fig2.json").exists());
+    assert!(!cwd.path().join("figures/fig2.json").exists());
+    // A full-protocol record in figures/: a quick run into it is refused, nothing written.
+    let full = cwd.path().join("figures");
+    std::fs::create_dir_all(&full).unwrap();
+    let record = r#"{"experiment": "fig2", "profile": "full", "readme": "kept"}"#;
+    std::fs::write(full.join("fig2.json"), record).unwrap();
+    let out = run(&[
+        "fig2",
+        "--samples",
+        "200",
+        "--out",
+        "figures",
+        "--no-progress",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
+    assert_eq!(
+        std::fs::read_to_string(full.join("fig2.json")).unwrap(),
+        record
+    );
+    // (figures/ holds fig2.json and the quick/ folder of the first run.)
+    let entries = || std::fs::read_dir(&full).unwrap().count();
+    assert_eq!(entries(), 2);
+    let out = run(&["all", "--out", "figures", "--no-progress"]);
+    assert!(!out.status.success());
+    assert_eq!(entries(), 2);
+    // With --overwrite it is replaced.
+    let out = run(&[
+        "fig2",
+        "--samples",
+        "200",
+        "--out",
+        "figures",
+        "--overwrite",
+        "--no-progress",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(json(&full.join("fig2.json"))["profile"] == "quick");
+}

@@ -1,7 +1,7 @@
 //! The MNIST loader: the real files (skipped with a note when absent), small good and
 //! corrupt files made here (raw and gzip), and missing files.
 
-use imle_paper::data::mnist::{self, MnistError, FILES};
+use imle_paper::data::mnist::{self, MnistError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -191,20 +191,14 @@ fn missing_files_list_every_place_looked_and_how_to_get_them() {
     }
 }
 
-fn shared_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/mnist");
-    FILES
-        .iter()
-        .all(|(f, _)| d.join(format!("{f}.gz")).exists() || d.join(f).exists())
-        .then_some(d)
+/// The committed copy of MNIST (`datasets/mnist/`).
+fn committed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist")
 }
 
 #[test]
 fn real_mnist_loads_with_canonical_checksums() {
-    let Some(dir) = shared_dir() else {
-        println!("note: ../shared/datasets/mnist is absent; skipping the test of the real files");
-        return;
-    };
+    let dir = committed_dir();
     let m = mnist::load_from(&dir).unwrap();
     assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));
     assert_eq!(m.train.images.len(), 60_000 * 784);

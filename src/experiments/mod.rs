@@ -179,6 +179,43 @@ impl RunContext {
     }
 }
 
+/// The default output folder of a profile: `figures/` for the paper's protocol,
+/// `figures/quick/` for quick runs, so that a quick run never replaces the committed
+/// full-protocol results.
+pub fn default_out(profile: Profile) -> PathBuf {
+    match profile {
+        Profile::Full => PathBuf::from("figures"),
+        Profile::Quick => PathBuf::from("figures/quick"),
+    }
+}
+
+/// Refuses (before anything is written) a run of `experiment` in `profile` that would
+/// replace a record of a stronger protocol in `out_dir` (a full-protocol
+/// `<experiment>.json`, replaced by a quick run), unless `overwrite`.
+pub fn check_replaces(
+    out_dir: &Path,
+    experiment: &str,
+    profile: Profile,
+    overwrite: bool,
+) -> Result<()> {
+    let path = out_dir.join(format!("{experiment}.json"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let existing = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["profile"].as_str().map(str::to_owned));
+    if existing.as_deref() == Some("full") && profile == Profile::Quick && !overwrite {
+        anyhow::bail!(
+            "{} holds a full-protocol record; a {profile} run would replace it and its \
+             figures. Write elsewhere (the quick default is figures/quick/, or --out DIR), \
+             run with --full, or pass --overwrite to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// What a run returns: the files written and a few lines for the console.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
