@@ -318,3 +318,37 @@ fn quick_runs_never_overwrite_full_records() {
     );
     assert!(json(&full.join("fig2.json"))["profile"] == "quick");
 }
+
+/// The official instance of Figure 3 reproduces the official code's L(θ_0) and min L,
+/// and is the default of --full only.
+#[test]
+fn fig3_official_instance_matches_the_official_losses() {
+    use imle_paper::experiments::fig3::{problem, Args, Instance};
+    use imle_paper::experiments::Profile;
+    let full = Args::default().resolve(Profile::Full).unwrap();
+    assert_eq!(full.instance, Instance::Official);
+    let p = problem(&full, 123).unwrap();
+    // The official run (float32): L(θ_0) = 5.2393646, min L = 1.1251508.
+    assert!(
+        (p.initial_loss - 5.2393646).abs() < 1e-5,
+        "{}",
+        p.initial_loss
+    );
+    assert!((p.min_loss - 1.1251508).abs() < 1e-5, "{}", p.min_loss);
+    // Independent of the seed; the quick profile draws from it.
+    assert_eq!(problem(&full, 7).unwrap(), p);
+    let quick = Args::default().resolve(Profile::Quick).unwrap();
+    assert_eq!(quick.instance, Instance::Drawn);
+    assert_ne!(problem(&quick, 7).unwrap(), problem(&quick, 8).unwrap());
+    // Other sizes need a drawn instance.
+    let bad = Args {
+        n: Some(8),
+        instance: Some(Instance::Official),
+        ..Args::default()
+    };
+    assert!(bad
+        .resolve(Profile::Quick)
+        .unwrap_err()
+        .to_string()
+        .contains("--instance drawn"));
+}

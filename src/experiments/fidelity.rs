@@ -180,6 +180,8 @@ pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
         n: cfg.n,
         k: cfg.k,
         b_dist: cfg.b_dist,
+        // Its problems are drawn from the seed, the first being the drawn Fig. 3 θ_0.
+        instance: fig3::Instance::Drawn,
         ..fig3::Config::paper()
     };
     let base = fig3::problem(&f3, ctx.seed)?;

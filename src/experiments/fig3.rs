@@ -18,10 +18,13 @@
 //! of SoG minus that of Gumbel over `lr ∈ linspace(0.5, 1, 5)` × `λ ∈ linspace(0.5, 3, 6)`
 //! (blue: SoG better).
 //!
-//! **The problem.** `θ_0 ~ N(0, I)` and `b = |N(0, I)|` (absolute values, as in the
-//! official code; the paper's text says `b ~ N(0, I)`: `--b-dist normal`), drawn once from
-//! the run's seed; every repetition starts from the same `θ_0`. The official code's
-//! generator differs from ours, so `θ_0` and `b` are not the official code's numbers.
+//! **The problem.** With `--instance official` (the default of `--full`), the official
+//! run's `θ_0` and `b` ([`OFFICIAL_THETA0`], [`OFFICIAL_B`]: numpy `RandomState(0)`,
+//! `randn(10)` then `abs(randn(10))`, float32), so that our figure is directly comparable
+//! with the paper's. With `--instance drawn` (the quick default), `θ_0 ~ N(0, I)` and
+//! `b = |N(0, I)|` (absolute values, as in the official code; the paper's text says
+//! `b ~ N(0, I)`: `--b-dist normal`), drawn once from the run's seed. Every repetition
+//! starts from the same `θ_0`.
 //!
 //! **Divergence.** A run whose θ, loss or gradient becomes non-finite is stopped and
 //! counted as diverged; its later steps are excluded from the means (and reported).
@@ -51,6 +54,47 @@ pub enum BDist {
     /// `b ~ N(0, I)` (the paper's text).
     Normal,
 }
+
+/// Where `θ_0` and `b` come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Instance {
+    /// Drawn from the run's seed (`θ_0 ~ N(0, I)`, `b` as `--b-dist`).
+    Drawn,
+    /// The official run's `θ_0` and `b` (n = 10, k = 5; see [`OFFICIAL_THETA0`]), so that
+    /// our curves and heat map are directly comparable with the paper's figure.
+    Official,
+}
+
+/// `θ_0` of the official synthetic run: `numpy.random.RandomState(0).randn(10)` as float32
+/// (the official code then draws `b = abs(randn(10))` from the same generator). With the
+/// official code these give `L(θ_0) = 5.2393646` and `min L = 1.1251508`.
+pub const OFFICIAL_THETA0: [f32; 10] = [
+    1.764_052_4,
+    0.400_157_2,
+    0.978_738,
+    2.240_893_1,
+    1.867_558,
+    -0.977_277_9,
+    0.950_088_4,
+    -0.151_357_2,
+    -0.103_218_85,
+    0.410_598_52,
+];
+
+/// `b` of the official synthetic run (see [`OFFICIAL_THETA0`]).
+pub const OFFICIAL_B: [f32; 10] = [
+    0.144_043_56,
+    1.454_273_5,
+    0.761_037_7,
+    0.121_675_014,
+    0.443_863_24,
+    0.333_674_34,
+    1.494_079_1,
+    0.205_158_26,
+    0.313_067_7,
+    0.854_095_76,
+];
 
 /// Command-line overrides of Figure 3 (defaults: the paper's; `--quick` uses fewer
 /// repetitions).
@@ -98,9 +142,13 @@ pub struct Args {
     /// SGD momentum [0.9].
     #[arg(long, value_parser = non_negative_f64, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
-    /// Distribution of b [abs-normal, as in the official code].
+    /// Distribution of b [abs-normal, as in the official code] (with `--instance drawn`).
     #[arg(long, value_enum)]
     pub b_dist: Option<BDist>,
+    /// θ_0 and b: `official` (the official run's numbers; n = 10, k = 5) or `drawn`
+    /// from the seed [full: official; quick: drawn].
+    #[arg(long, value_enum)]
+    pub instance: Option<Instance>,
     /// Heat-map learning rates as START,STOP,N [0.5,1,5].
     #[arg(long)]
     pub heat_lr: Option<Linspace>,
@@ -150,6 +198,9 @@ pub struct Config {
     pub momentum: f64,
     /// Distribution of b.
     pub b_dist: BDist,
+    /// Where θ_0 and b come from (absent in records written before the option: drawn).
+    #[serde(default = "drawn")]
+    pub instance: Instance,
     /// Heat-map learning rates.
     pub heat_lrs: Vec<f64>,
     /// Heat-map λ values.
@@ -178,6 +229,7 @@ impl Config {
             sfe_reps: 20,
             momentum: 0.9,
             b_dist: BDist::AbsNormal,
+            instance: Instance::Official,
             heat_lrs: super::linspace(0.5, 1.0, 5),
             heat_lambdas: super::linspace(0.5, 3.0, 6),
             heat_reps: 100,
@@ -190,6 +242,7 @@ impl Config {
             reps: 20,
             sfe_reps: 5,
             heat_reps: 20,
+            instance: Instance::Drawn,
             ..Self::paper()
         }
     }
@@ -206,6 +259,13 @@ impl Args {
         }
         if n > 30 {
             anyhow::bail!("--n ({n}) must be at most 30 for exact enumeration of the loss");
+        }
+        let instance = self.instance.unwrap_or(d.instance);
+        if instance == Instance::Official && (n, k) != (OFFICIAL_THETA0.len(), 5) {
+            anyhow::bail!(
+                "--instance official is the official run's n = 10, k = 5 (got n = {n}, k = {k}); \
+                 use --instance drawn for other sizes"
+            );
         }
         let momentum = self.momentum.unwrap_or(d.momentum);
         if momentum >= 1.0 {
@@ -228,6 +288,7 @@ impl Args {
             sfe_reps: self.sfe_reps.unwrap_or(d.sfe_reps),
             momentum,
             b_dist: self.b_dist.unwrap_or(d.b_dist),
+            instance,
             heat_lrs: self.heat_lr.map_or(d.heat_lrs, |l| l.values()),
             heat_lambdas: self.heat_lambda.map_or(d.heat_lambdas, |l| l.values()),
             heat_reps: if self.no_heatmap {
@@ -252,8 +313,20 @@ pub struct Problem {
     pub initial_loss: f64,
 }
 
-/// Draws `θ_0` and `b` from `seed` (one generator, θ_0 first).
+fn drawn() -> Instance {
+    Instance::Drawn
+}
+
+/// `θ_0` and `b`: the official run's ([`Instance::Official`]) or drawn from `seed` (one
+/// generator, θ_0 first).
 pub fn problem(cfg: &Config, seed: u64) -> Result<Problem> {
+    if cfg.instance == Instance::Official {
+        if (cfg.n, cfg.k) != (OFFICIAL_THETA0.len(), 5) {
+            anyhow::bail!("the official instance has n = 10, k = 5");
+        }
+        let b: Vec<f64> = OFFICIAL_B.iter().map(|&v| v as f64).collect();
+        return finish_problem(cfg, OFFICIAL_THETA0.to_vec(), b);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "fig3/problem", 0));
     let theta0: Vec<f32> = (0..cfg.n)
         .map(|_| {
@@ -270,6 +343,10 @@ pub fn problem(cfg: &Config, seed: u64) -> Result<Problem> {
             }
         })
         .collect();
+    finish_problem(cfg, theta0, b)
+}
+
+fn finish_problem(cfg: &Config, theta0: Vec<f32>, b: Vec<f64>) -> Result<Problem> {
     // ||z − b||² = Σ_{i∈z} (1 − 2b_i) + ||b||²: take the k smallest 1 − 2b_i.
     let mut c: Vec<f64> = b.iter().map(|bi| 1.0 - 2.0 * bi).collect();
     c.sort_by(f64::total_cmp);
@@ -844,7 +921,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
 fn readme(cfg: &Config, data: &Fig3Data, s: &Fig3Summary) -> String {
     let p = &data.problem;
     let mut md = format!(
-        "n = {}, k = {}, b drawn as `{}`, θ_0 and b from the run's seed: L(θ_0) = {:.4}, \
+        "n = {}, k = {}, {}: L(θ_0) = {:.4}, \
          min L = {:.4}. SGD with momentum {}; exact L(θ_t) recorded before each update. \
          The paper gives this figure as curves only (no table), so the left column is a \
          reading of its Figure 3, not numbers.\n\n\
@@ -852,9 +929,12 @@ fn readme(cfg: &Config, data: &Fig3Data, s: &Fig3Summary) -> String {
          |---|---|---|---|---|\n",
         cfg.n,
         cfg.k,
-        match cfg.b_dist {
-            BDist::AbsNormal => "|N(0, I)|",
-            BDist::Normal => "N(0, I)",
+        match (cfg.instance, cfg.b_dist) {
+            (Instance::Official, _) => "the official run's θ_0 and b (numpy `RandomState(0)`: \
+                θ_0 = `randn(10)`, b = `abs(randn(10))`, float32; the official code reports \
+                L(θ_0) = 5.2394, min L = 1.1252)",
+            (Instance::Drawn, BDist::AbsNormal) => "θ_0 ~ N(0, I) and b = |N(0, I)| from the run's seed",
+            (Instance::Drawn, BDist::Normal) => "θ_0 ~ N(0, I) and b ~ N(0, I) from the run's seed",
         },
         p.initial_loss,
         p.min_loss,
