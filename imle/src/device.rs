@@ -72,10 +72,6 @@ extern "C" __global__ void imle_add_into(const size_t n, float *acc, const float
 }
 "#;
 
-    fn device_error(e: impl std::fmt::Debug) -> Error {
-        Error::Device(format!("{e:?}"))
-    }
-
     impl ImleDevice for Cuda {
         fn add_from_host(acc: &mut <Self as Storage<f32>>::Vec, values: &[f32]) -> Result<()> {
             let n = values.len();
@@ -86,17 +82,18 @@ extern "C" __global__ void imle_add_into(const size_t n, float *acc, const float
             let acc: &mut cudarc::driver::CudaSlice<f32> = acc;
             let dev = acc.device();
             if !dev.has_func(MODULE, KERNEL) {
-                let ptx = cudarc::nvrtc::compile_ptx(SOURCE).map_err(device_error)?;
-                dev.load_ptx(ptx, MODULE, &[KERNEL]).map_err(device_error)?;
+                let ptx = cudarc::nvrtc::compile_ptx(SOURCE).map_err(Error::device)?;
+                dev.load_ptx(ptx, MODULE, &[KERNEL])
+                    .map_err(Error::device)?;
             }
             let add = dev
                 .get_func(MODULE, KERNEL)
                 .ok_or_else(|| Error::Device(format!("CUDA kernel {KERNEL} not loaded")))?;
-            let src = dev.htod_sync_copy(values).map_err(device_error)?;
+            let src = dev.htod_sync_copy(values).map_err(Error::device)?;
             // SAFETY: the kernel reads `n` floats of `src` and writes `n` floats of `acc`,
             // both of which hold exactly `n` (checked above).
             unsafe { add.launch(LaunchConfig::for_num_elems(n as u32), (n, acc, &src)) }
-                .map_err(device_error)
+                .map_err(Error::device)
         }
 
         fn op_failed() -> CudaError {

@@ -84,9 +84,7 @@ impl GumbelSoftmax {
     /// Draws `G ~ Gumbel(0, 1)` for `n` entries: call `n` of the op uses
     /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)` in the layout of θ.
     fn draw_noise(&self, n: usize) -> Vec<f32> {
-        let mut noise = vec![0.0; n];
-        fill_gumbel(self.state.next_seed(), &mut noise);
-        noise
+        gumbel_noise(&self.state, n)
     }
 
     /// The op with given Gumbel noise `G` (row-major, the shape of θ):
@@ -126,9 +124,13 @@ impl GumbelSoftmax {
 
 relaxation_estimator!(GumbelSoftmax);
 
-/// Standard Gumbel noise from `seed` (as [`Noise::fill`] draws it).
-pub(crate) fn fill_gumbel(seed: u64, out: &mut [f32]) {
-    Noise::Gumbel(crate::noise::Gumbel::new(1.0).expect("scale 1 is valid")).fill(seed, out)
+/// `n` standard Gumbel values for the next call of an op with state `state` (drawn by
+/// [`Noise::fill`] from its next seed): the noise of the three relaxations.
+pub(crate) fn gumbel_noise(state: &OpState, n: usize) -> Vec<f32> {
+    let mut noise = vec![0.0; n];
+    Noise::Gumbel(crate::noise::Gumbel::new(1.0).expect("scale 1 is valid"))
+        .fill(state.next_seed(), &mut noise);
+    noise
 }
 
 /// The exponential temperature annealing of Jang, Gu & Poole (2017), used for the

@@ -1,6 +1,6 @@
 //! L2X: the k-subset relaxation of Chen et al. (2018).
 
-use super::gumbel_softmax::fill_gumbel;
+use super::gumbel_softmax::gumbel_noise;
 use super::{
     check_k, check_relaxation_input, check_temperature, noise_tensor, relaxation_estimator,
 };
@@ -74,9 +74,7 @@ impl L2x {
     /// The k·n Gumbel values for `n` entries of θ: call `n` of the op uses
     /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)`, layout `(B, k, M)`.
     fn draw_noise(&self, n: usize) -> Vec<f32> {
-        let mut noise = vec![0.0; n * self.k];
-        fill_gumbel(self.state.next_seed(), &mut noise);
-        noise
+        gumbel_noise(&self.state, n * self.k)
     }
 
     /// The relaxation with given Gumbel noise (row-major `(B, k, M)`: row `(b, j)` is

@@ -148,9 +148,10 @@ where
     Ok(grads.get(&t).as_vec())
 }
 
-/// Implements [`Estimator`] for a relaxation with `fn noise_len(&self, n)` (the number of
-/// noise values for `n` entries of θ) and the generic `fn apply_with_noise(θ, noise)`;
-/// `apply` runs `apply_with_noise` on θ's own device.
+/// Implements [`Estimator`] for a relaxation with a `state: OpState` field,
+/// `fn draw_noise(&self, n)` (the noise for `n` entries of θ, from the next seed) and the
+/// generic `fn apply_with_noise(θ, noise)`; `apply` runs `apply_with_noise` on θ's own
+/// device.
 macro_rules! relaxation_estimator {
     ($ty:ty) => {
         impl $crate::estimator::Estimator for $ty {

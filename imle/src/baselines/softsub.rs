@@ -1,6 +1,6 @@
 //! SoftSub: the relaxed top-k subset sampler of Xie & Ermon (2019).
 
-use super::gumbel_softmax::fill_gumbel;
+use super::gumbel_softmax::gumbel_noise;
 use super::{
     check_k, check_relaxation_input, check_temperature, noise_tensor, relaxation_estimator,
 };
@@ -76,9 +76,7 @@ impl SoftSub {
     /// Gumbel keys for `n` entries: call `n` of the op uses
     /// `Noise::gumbel(1.0).fill(call_seed(seed, n), ..)` in the layout of θ.
     fn draw_noise(&self, n: usize) -> Vec<f32> {
-        let mut noise = vec![0.0; n];
-        fill_gumbel(self.state.next_seed(), &mut noise);
-        noise
+        gumbel_noise(&self.state, n)
     }
 
     /// The relaxation with given Gumbel noise G (row-major, the shape of θ), on θ's device.
