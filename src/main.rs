@@ -159,7 +159,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Fig2(_) => Some("fig2"),
         Command::Fig3(_) => Some("fig3"),
         Command::Fidelity(_) => Some("fidelity"),
-        Command::Fig4(a) if !a.report_only => Some("fig4"),
+        Command::Fig4(_) => Some("fig4"),
         _ => None,
     };
     if let Some(name) = experiment {
