@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use dfdx::prelude::*;
 use imle::prelude::*;
-use imle_paper::vae::{Method, Trainer, VaeConfig};
+use imle_paper::vae::{Method, Vae, VaeConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -19,7 +19,7 @@ fn batch(seed: u64) -> Vec<f32> {
 fn bench(c: &mut Criterion) {
     let x = batch(0);
     for method in [Method::ImleSog, Method::ImleGumbel] {
-        let mut t = Trainer::new(VaeConfig::paper(method)).unwrap();
+        let mut t = Vae::new(VaeConfig::paper(method)).unwrap();
         let mut seed = 0;
         c.bench_function(
             &format!("vae train step, batch 100, {}", method.name()),

@@ -4,8 +4,14 @@
 //! *Implicit MLE: Backpropagating Through Discrete Exponential Family Distributions*
 //! (Niepert, Minervini & Franceschi, NeurIPS 2021), on top of the [`imle`] crate.
 //!
-//! * [`experiments`] — one module per figure/table (`fig2`, `fig3`, ...); each has a
-//!   `Config` and a `run(&Config, &RunContext)`; the notebooks call the same functions;
+//! * [`experiments`] — one module per figure/table (`fig2`, `fig3`, ...), each an
+//!   [`experiments::Experiment`] run by the one generic [`experiments::run`]; the
+//!   notebooks call the same functions;
+//! * [`run`] — profiles, the run context, shards and seed streams;
+//! * [`train`] — the training loop, optimisers for any dfdx model, checkpoints;
+//! * [`spec`] — estimator specifications (serde) that build the `imle` estimators;
+//! * [`data`] — the table of data sets, where they are looked for, checksums;
+//! * [`stats`] — mean/std, median, KS test, grids;
 //! * [`output`] — atomic JSON/CSV writing and the run record;
 //! * [`plot`] — plotters figures (PNG, SVG, inline in evcxr).
 //!
@@ -16,7 +22,16 @@ pub mod data;
 pub mod experiments;
 pub mod output;
 pub mod plot;
+pub mod run;
+pub mod spec;
+pub mod stats;
+pub mod train;
 pub mod vae;
+
+/// polars, re-exported so that notebooks and users name its types through this crate
+/// (`imle_paper::polars::prelude::*`) at the version the CSV files were written with.
+#[cfg(feature = "csv")]
+pub use polars;
 
 /// The README's Rust example compiles and runs as a doctest.
 #[cfg(doctest)]

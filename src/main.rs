@@ -5,7 +5,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, Profile, RunContext, Summary};
+use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, Experiment};
+use imle_paper::run::{Profile, RunContext, Shard, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -57,6 +58,23 @@ struct Global {
     /// Hide progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Folder of the resumable state (checkpoints, finished units)
+    /// [runs/<experiment>/<profile>].
+    #[arg(long, global = true)]
+    run_dir: Option<PathBuf>,
+    /// Run only part I of N of the experiment's grid of runs (e.g. 3/8; a Slurm array
+    /// task runs `--shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT`); no report:
+    /// merge the finished parts with --report-only.
+    #[arg(long, global = true)]
+    shard: Option<Shard>,
+    /// Compute nothing: draw the figures and tables from the units (and checkpoints) that
+    /// have finished in the run folder.
+    #[arg(long, global = true, conflicts_with = "shard")]
+    report_only: bool,
+    /// Delete the saved state (finished units, checkpoints) of the runs to do and start
+    /// them afresh.
+    #[arg(long, global = true, conflicts_with = "report_only")]
+    fresh: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +87,8 @@ enum Command {
     Fidelity(fidelity::Args),
     /// Figure 4 (Sec. 6): the discrete 10-subset VAE on MNIST (resumable training).
     Fig4(fig4::Args),
-    /// Data sets: `data fetch mnist` downloads MNIST and checks its MD5s.
+    /// Data sets: `data list` shows where each is found, `data fetch mnist` downloads MNIST
+    /// and checks its MD5s.
     Data {
         #[command(subcommand)]
         action: DataAction,
@@ -82,6 +101,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum DataAction {
+    /// Every data set: what it is, which experiments use it, where it is found.
+    List,
     /// Download a data set into --data-dir [datasets/<name>] and verify its checksums.
     Fetch {
         /// Which data set (only `mnist`).
@@ -93,27 +114,29 @@ enum DataAction {
     },
 }
 
-fn run_one(f: impl FnOnce() -> Result<Summary>) -> Result<()> {
-    let t = Instant::now();
-    let summary = f()?;
-    print!("{summary}");
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
+fn print_summary(started: Instant, summary: Result<Summary>) -> Result<()> {
+    print!("{}", summary?);
+    println!("  ({:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn run_all(ctx: &RunContext, overwrite: bool) -> Result<()> {
-    for name in ["fig2", "fig3", "fidelity", "fig4"] {
-        experiments::check_replaces(&ctx.out_dir, name, ctx.profile, overwrite)?;
+fn run_cli<E: Experiment>(args: &E::Args, ctx: &RunContext) -> Result<()> {
+    print_summary(Instant::now(), experiments::run_with_args::<E>(args, ctx))
+}
+
+fn data_list() {
+    for ds in imle_paper::data::DATASETS {
+        println!(
+            "{}: {} (used by {})",
+            ds.name,
+            ds.description,
+            ds.used_by.join(", ")
+        );
+        match ds.locate(None) {
+            Ok(dir) => println!("  found in {}", dir.display()),
+            Err(e) => println!("  {}", e.to_string().replace('\n', "\n  ")),
+        }
     }
-    run_one(|| fig2::run(&fig2::Args::default().resolve(ctx.profile)?, ctx))?;
-    run_one(|| fig3::run(&fig3::Args::default().resolve(ctx.profile)?, ctx))?;
-    run_one(|| fidelity::run(&fidelity::Args::default().resolve(ctx.profile)?, ctx))?;
-    // Figure 4 needs MNIST: skipped with a clear message when it is missing.
-    match imle_paper::data::mnist::locate(None) {
-        Ok(_) => run_one(|| fig4::run(&fig4::Args::default().resolve(ctx.profile)?, ctx))?,
-        Err(e) => println!("== fig4 == skipped: {e}"),
-    }
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -154,16 +177,18 @@ fn real_main(cli: Cli) -> Result<()> {
     let out = g
         .out
         .clone()
-        .unwrap_or_else(|| experiments::default_out(profile));
+        .unwrap_or_else(|| imle_paper::run::default_out(profile));
     let experiment = match &cli.command {
-        Command::Fig2(_) => Some("fig2"),
-        Command::Fig3(_) => Some("fig3"),
-        Command::Fidelity(_) => Some("fidelity"),
-        Command::Fig4(_) => Some("fig4"),
+        Command::Fig2(_) => Some(fig2::Fig2::NAME),
+        Command::Fig3(_) => Some(fig3::Fig3::NAME),
+        Command::Fidelity(_) => Some(fidelity::Fidelity::NAME),
+        Command::Fig4(_) => Some(fig4::Fig4::NAME),
         _ => None,
     };
     if let Some(name) = experiment {
-        experiments::check_replaces(&out, name, profile, g.overwrite)?;
+        if g.shard.is_none() {
+            experiments::check_replaces(&out, name, profile, g.overwrite)?;
+        }
     }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("creating output folder {}", out.display()))?;
@@ -174,12 +199,22 @@ fn real_main(cli: Cli) -> Result<()> {
         threads: g.threads,
         command,
         progress: !g.no_progress && std::io::stderr().is_terminal(),
+        run_dir: g.run_dir.clone(),
+        shard: g.shard,
+        report_only: g.report_only,
+        fresh: g.fresh,
     };
     match cli.command {
-        Command::Fig2(a) => run_one(|| fig2::run(&a.resolve(profile)?, &ctx)),
-        Command::Fig3(a) => run_one(|| fig3::run(&a.resolve(profile)?, &ctx)),
-        Command::Fidelity(a) => run_one(|| fidelity::run(&a.resolve(profile)?, &ctx)),
-        Command::Fig4(a) => run_one(|| fig4::run(&a.resolve(profile)?, &ctx)),
+        Command::Fig2(a) => run_cli::<fig2::Fig2>(&a, &ctx),
+        Command::Fig3(a) => run_cli::<fig3::Fig3>(&a, &ctx),
+        Command::Fidelity(a) => run_cli::<fidelity::Fidelity>(&a, &ctx),
+        Command::Fig4(a) => run_cli::<fig4::Fig4>(&a, &ctx),
+        Command::Data {
+            action: DataAction::List,
+        } => {
+            data_list();
+            Ok(())
+        }
         Command::Data {
             action: DataAction::Fetch { data_dir, .. },
         } => {
@@ -188,7 +223,9 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("MNIST ready in {}", dir.display());
             Ok(())
         }
-        Command::All => run_all(&ctx, g.overwrite),
+        Command::All => {
+            experiments::run_all(&ctx, g.overwrite, |s, started| print_summary(started, s))
+        }
         Command::Readme => {
             experiments::write_readme(&out)?;
             println!("wrote {}", out.join("README.md").display());

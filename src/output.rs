@@ -82,7 +82,7 @@ pub struct RunRecord<C, D, S> {
     /// The command line that produced this record (arguments after the binary name).
     pub command: String,
     /// `quick` or `full`.
-    pub profile: crate::experiments::Profile,
+    pub profile: crate::run::Profile,
     /// The base seed; every repetition derives its own seed from it.
     pub seed: u64,
     /// The number of rayon threads requested (`None`: rayon's default). Numbers do not
@@ -227,6 +227,49 @@ impl Table {
     }
 }
 
+/// Reads a CSV file (with a header) into a polars `DataFrame`: how the notebooks load
+/// the committed results (`figures/*.csv`).
+#[cfg(feature = "csv")]
+pub fn read_csv(path: impl AsRef<Path>) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let path = path.as_ref();
+    if !path.is_file() {
+        anyhow::bail!(
+            "{} not found: regenerate it with `cargo run --release -- <experiment> --full` \
+             (see figures/README.md)",
+            path.display()
+        );
+    }
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+        .finish()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// A column of a `DataFrame` as `f64`s (integers converted; nulls become NaN).
+#[cfg(feature = "csv")]
+pub fn f64_column(df: &polars::prelude::DataFrame, name: &str) -> Result<Vec<f64>> {
+    use polars::prelude::*;
+    let c = df
+        .column(name)
+        .with_context(|| format!("no column '{name}'"))?
+        .cast(&DataType::Float64)?;
+    Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// A string column of a `DataFrame` (nulls become empty strings).
+#[cfg(feature = "csv")]
+pub fn str_column(df: &polars::prelude::DataFrame, name: &str) -> Result<Vec<String>> {
+    let c = df
+        .column(name)
+        .with_context(|| format!("no column '{name}'"))?;
+    Ok(c.str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +300,25 @@ mod tests {
         assert_eq!(lines[0], "m,v,i");
         assert_eq!(lines[1], "a,1.5,1");
         assert_eq!(lines.len(), 3);
+    }
+
+    #[cfg(feature = "csv")]
+    #[test]
+    fn csv_reads_back_through_polars() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        Table::new()
+            .str("m", vec!["a".into(), "b".into()])
+            .f64("v", vec![1.5, f64::NAN])
+            .i64("i", vec![1, 2])
+            .write_csv(&p)
+            .unwrap();
+        let df = read_csv(&p).unwrap();
+        assert_eq!(df.height(), 2);
+        assert_eq!(str_column(&df, "m").unwrap(), ["a", "b"]);
+        assert_eq!(f64_column(&df, "i").unwrap(), [1.0, 2.0]);
+        let v = f64_column(&df, "v").unwrap();
+        assert!(v[0] == 1.5 && v[1].is_nan());
+        assert!(read_csv(dir.path().join("missing.csv")).is_err());
     }
 }

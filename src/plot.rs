@@ -258,7 +258,7 @@ pub fn diverging(v: f64, max_abs: f64) -> RGBColor {
 }
 
 /// A grid of grey-scale images (values in [0, 1], row-major `height × width`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ImageGrid {
     /// Panel title.
     pub title: String,

@@ -246,6 +246,46 @@ fn bad_arguments_give_clear_errors_and_nonzero_exit() {
     fails_with(&["fig9"], "unrecognized subcommand");
     fails_with(&["fig2", "--quick", "--full"], "cannot be used with");
     fails_with(&["fig4", "--device", "tpu", "--out", out], "--device");
+    fails_with(&["fig3", "--shard", "3/2", "--out", out], "1 <= I <= N");
+    fails_with(
+        &[
+            "fig4",
+            "--spec",
+            "imle-sog=imle:noise=laplace",
+            "--out",
+            out,
+        ],
+        "unknown noise",
+    );
+    fails_with(
+        &[
+            "fig4",
+            "--methods",
+            "gsmt",
+            "--spec",
+            "imle-sog=ste",
+            "--out",
+            out,
+        ],
+        "not among --methods",
+    );
+    // An explicit --data-dir without MNIST is an error (no fall-through to datasets/).
+    let empty = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    fails_with(
+        &[
+            "fig4",
+            "--epochs",
+            "1",
+            "--data-dir",
+            empty.path().to_str().unwrap(),
+            "--run-dir",
+            run_dir.path().to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        "not found in the --data-dir given",
+    );
     #[cfg(not(feature = "cuda"))]
     fails_with(
         &["fig4", "--device", "cuda", "--out", out],
@@ -253,6 +293,48 @@ fn bad_arguments_give_clear_errors_and_nonzero_exit() {
     );
     // Nothing was written by the failed runs.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--shard i/N` runs part of the grid and writes no figure; `--report-only` merges the
+/// finished parts into the same record as an uninterrupted run.
+#[test]
+fn fig3_shards_merge_into_the_uninterrupted_record() {
+    let whole = tempfile::tempdir().unwrap();
+    let merged = tempfile::tempdir().unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = TINY_FIG3.to_vec();
+        args.extend(["--out", out.to_str().unwrap(), "--no-progress"]);
+        args.extend(["--run-dir", runs.path().to_str().unwrap()]);
+        args.extend(extra);
+        ok(&args)
+    };
+    run(whole.path(), &["--fresh"]);
+    std::fs::remove_dir_all(runs.path().join("units")).unwrap();
+    let s1 = run(merged.path(), &["--shard", "1/3"]);
+    assert!(s1.contains("shard 1/3: computed 3 of the 7 units"), "{s1}");
+    assert!(!merged.path().join("fig3.json").exists());
+    let partial = run(merged.path(), &["--report-only"]);
+    assert!(partial.contains("3 of 7 units finished"), "{partial}");
+    run(merged.path(), &["--shard", "2/3"]);
+    run(merged.path(), &["--shard", "3/3"]);
+    run(merged.path(), &["--report-only"]);
+    let (a, b) = (
+        json(&whole.path().join("fig3.json")),
+        json(&merged.path().join("fig3.json")),
+    );
+    assert_eq!(a["data"], b["data"]);
+    assert_eq!(a["summary"], b["summary"]);
+}
+
+#[test]
+fn data_list_names_every_data_set_and_where_it_is() {
+    let out = ok(&["data", "list"]);
+    assert!(out.contains("mnist:"), "{out}");
+    assert!(
+        out.contains("found in") && out.contains("datasets/mnist"),
+        "{out}"
+    );
 }
 
 /// Quick runs write to figures/quick/ by default and never replace a full-protocol record

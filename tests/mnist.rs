@@ -168,26 +168,25 @@ fn missing_files_list_every_place_looked_and_how_to_get_them() {
     let empty = tempfile::tempdir().unwrap();
     let partial = tiny_dir();
     std::fs::remove_file(partial.path().join("t10k-labels-idx1-ubyte")).unwrap();
-    // Only the explicit directory matters when it holds the files; here neither does.
-    let dirs = mnist::search_dirs(Some(empty.path()));
-    assert_eq!(dirs[0].0, empty.path());
+    // Without --data-dir: $IMLE_DATA_DIR, datasets/mnist, ../shared/datasets/mnist.
+    let ds = imle_paper::data::dataset("mnist").unwrap();
+    let dirs = ds.search_dirs(None);
     assert!(dirs.iter().any(|(d, _)| d.ends_with("datasets/mnist")));
     assert!(dirs
         .iter()
         .any(|(d, _)| d.ends_with("shared/datasets/mnist")));
+    // An explicit directory is the only place looked in.
+    assert_eq!(ds.search_dirs(Some(empty.path())).len(), 1);
     let e = mnist::load_from(partial.path()).unwrap_err();
     assert!(e.to_string().contains("t10k-labels-idx1-ubyte"), "{e}");
-    // locate() with an empty --data-dir: if MNIST is elsewhere it is found there,
-    // otherwise the error lists the empty directory and the fetch command.
-    match mnist::locate(Some(empty.path())) {
-        Ok(found) => assert_ne!(found, empty.path()),
-        Err(e) => {
-            let msg = e.to_string();
-            assert!(msg.contains(&empty.path().display().to_string()), "{msg}");
-            assert!(msg.contains("missing train-images-idx3-ubyte"), "{msg}");
-            assert!(msg.contains("imle-paper data fetch mnist"), "{msg}");
-            assert!(msg.contains("IMLE_DATA_DIR"), "{msg}");
-        }
+    // locate() with an explicit directory that lacks the files is an error (no
+    // fall-through to the committed copy), naming it, the files and the fetch command.
+    for dir in [empty.path(), partial.path()] {
+        let msg = mnist::locate(Some(dir)).unwrap_err().to_string();
+        assert!(msg.contains(&dir.display().to_string()), "{msg}");
+        assert!(msg.contains("missing"), "{msg}");
+        assert!(msg.contains("imle-paper data fetch mnist"), "{msg}");
+        assert!(msg.contains("IMLE_DATA_DIR"), "{msg}");
     }
 }
 

@@ -7,9 +7,9 @@
 use dfdx::optim::{Adam as DfdxAdam, Optimizer};
 use dfdx::prelude::*;
 use imle_paper::data::mnist::MnistSplit;
-use imle_paper::vae::adam::{Adam, AdamHyper};
+use imle_paper::train::{AdamHyper, Optimiser, OptimiserConfig};
 use imle_paper::vae::model::{build, flat_params, vae_loss, vae_loss_f64, VaeSpec};
-use imle_paper::vae::{Method, Trainer, VaeConfig};
+use imle_paper::vae::{Method, Vae, VaeConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -80,7 +80,7 @@ fn our_adam_equals_dfdx_adam_step_for_step() {
     let mut a = build(&dev, 7);
     let mut b = a.clone();
     let hyper = AdamHyper::default();
-    let mut ours = Adam::new(&a, hyper);
+    let mut ours = Optimiser::new(OptimiserConfig::Adam(hyper));
     let mut theirs: DfdxAdam<_, f32, Cpu> = DfdxAdam::new(&b, hyper.to_dfdx());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..4 {
@@ -92,7 +92,7 @@ fn our_adam_equals_dfdx_adam_step_for_step() {
         };
         let mut ga = loss_of(&a).backward();
         let gb = loss_of(&b).backward();
-        ours.update(&mut a, &mut ga).unwrap();
+        ours.update(&mut a, &mut ga, hyper.lr).unwrap();
         theirs
             .update(&mut b, &gb)
             .expect("all parameters have gradients");
@@ -138,16 +138,16 @@ fn tiny(method: Method, epochs: usize) -> VaeConfig {
 fn two_epoch_tiny_run_loss_falls() {
     let (train, test) = (synthetic(500, 1), synthetic(100, 2));
     for method in [Method::ImleSog, Method::Gsmt] {
-        let mut t = Trainer::new(tiny(method, 2)).unwrap();
+        let mut t = Vae::new(tiny(method, 2)).unwrap();
         let before = t.evaluate(&test, 0).unwrap().loss;
         t.fit(&train, &test, None, |_| {}).unwrap();
         let h = &t.history;
         assert_eq!(h.len(), 2);
-        assert!(h[1].test_loss < before, "{method:?}: {before} -> {h:?}");
-        assert!(h[1].train_loss < h[0].train_loss, "{method:?}: {h:?}");
+        assert!(h[1].eval("loss") < before, "{method:?}: {before} -> {h:?}");
+        assert!(h[1].train("loss") < h[0].train("loss"), "{method:?}: {h:?}");
         assert!(h
             .iter()
-            .all(|r| r.test_loss.is_finite() && r.test_kl >= 0.0));
+            .all(|r| r.eval("loss").is_finite() && r.eval("kl") >= 0.0));
     }
 }
 
@@ -155,14 +155,14 @@ fn two_epoch_tiny_run_loss_falls() {
 fn every_method_trains_one_step() {
     let train = synthetic(50, 3);
     for method in Method::ALL {
-        let mut t = Trainer::new(VaeConfig {
+        let mut t = Vae::new(VaeConfig {
             train_subset: Some(50),
             ..tiny(method, 1)
         })
         .unwrap();
         let before = flat_params(&t.model);
-        let p = t.train_epoch(&train, 1).unwrap();
-        assert!(p.loss.is_finite(), "{method:?}");
+        t.fit(&train, &train, None, |_| {}).unwrap();
+        assert!(t.history[0].train("loss").is_finite(), "{method:?}");
         assert_ne!(
             before,
             flat_params(&t.model),
@@ -177,11 +177,12 @@ fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
     // then resumed to 3.
     let (a, c) = uninterrupted_and_resumed(Method::ImleSog);
     assert_eq!(flat_params(&a.model), flat_params(&c.model));
-    assert_eq!(a.adam.state, c.adam.state);
-    let losses = |t: &Trainer| {
+    assert_eq!(a.optimiser.slots, c.optimiser.slots);
+    assert_eq!(a.optimiser.t, c.optimiser.t);
+    let losses = |t: &Vae| {
         t.history
             .iter()
-            .map(|r| (r.train_loss, r.test_loss))
+            .map(|r| (r.train.clone(), r.eval.clone()))
             .collect::<Vec<_>>()
     };
     assert_eq!(losses(&a), losses(&c));
@@ -189,17 +190,31 @@ fn same_seed_same_numbers_and_resume_equals_uninterrupted() {
     let (train, test) = (synthetic(200, 4), synthetic(50, 5));
     let cfg = tiny(Method::ImleSog, 3);
     let dir = tempfile::tempdir().unwrap();
-    let mut b = Trainer::new(VaeConfig {
+    let mut b = Vae::new(VaeConfig {
         epochs: 1,
         ..cfg.clone()
     })
     .unwrap();
     b.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
-    let mut other = Trainer::new(VaeConfig { seed: 12, ..cfg }).unwrap();
+    let mut other = Vae::new(VaeConfig {
+        seed: 12,
+        ..cfg.clone()
+    })
+    .unwrap();
     let err = other
         .fit(&train, &test, Some(dir.path()), |_| {})
         .unwrap_err();
-    assert!(err.to_string().contains("another configuration"), "{err}");
+    assert!(err.to_string().contains("another run"), "{err}");
+    assert!(err.to_string().contains("configuration"), "{err}");
+    // A checkpoint of another data set (same configuration) is refused, naming both
+    // checksums.
+    let mut same = Vae::new(cfg).unwrap();
+    let other_data = synthetic(200, 99);
+    let err = same
+        .fit(&other_data, &test, Some(dir.path()), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trained on mnist with checksum"), "{err}");
 }
 
 /// AIMLE's adaptive state (β, running non-zero fraction) survives a resume exactly.
@@ -212,20 +227,20 @@ fn aimle_resume_equals_uninterrupted() {
 
 /// Trains `method` for 3 epochs uninterrupted, and again as a 1-epoch run with a
 /// checkpoint resumed to 3 epochs; returns both trainers.
-fn uninterrupted_and_resumed(method: Method) -> (Trainer, Trainer) {
+fn uninterrupted_and_resumed(method: Method) -> (Vae, Vae) {
     let (train, test) = (synthetic(200, 4), synthetic(50, 5));
     let cfg = tiny(method, 3);
-    let mut a = Trainer::new(cfg.clone()).unwrap();
+    let mut a = Vae::new(cfg.clone()).unwrap();
     a.fit(&train, &test, None, |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = Trainer::new(VaeConfig {
+    let mut b = Vae::new(VaeConfig {
         epochs: 1,
         ..cfg.clone()
     })
     .unwrap();
     b.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
     drop(b);
-    let mut c = Trainer::new(cfg).unwrap();
+    let mut c = Vae::new(cfg).unwrap();
     c.fit(&train, &test, Some(dir.path()), |_| {}).unwrap();
     (a, c)
 }
@@ -267,13 +282,13 @@ fn numbers_do_not_depend_on_the_thread_count() {
             .build()
             .unwrap()
             .install(|| {
-                let mut t = Trainer::new(VaeConfig {
+                let mut t = Vae::new(VaeConfig {
                     batch: 100,
                     ..tiny(Method::ImleSog, 1)
                 })
                 .unwrap();
                 t.fit(&train, &test, None, |_| {}).unwrap();
-                (flat_params(&t.model), t.history[0].test_loss)
+                (flat_params(&t.model), t.history[0].eval("loss"))
             })
     };
     assert_eq!(run(1), run(3));
@@ -287,8 +302,8 @@ fn device_generic_passes_agree_with_the_host_path() {
     use imle_paper::vae::Backend;
     let (train, test) = (synthetic(200, 3), synthetic(100, 4));
     for method in [Method::ImleSog, Method::Gsmt] {
-        let mut host = Trainer::new(tiny(method, 2)).unwrap();
-        let mut dfdx = Trainer::with_backend(tiny(method, 2), Backend::DfdxCpu).unwrap();
+        let mut host = Vae::new(tiny(method, 2)).unwrap();
+        let mut dfdx = Vae::with_backend(tiny(method, 2), Backend::DfdxCpu).unwrap();
         let (a, b) = (
             host.evaluate(&test, 0).unwrap().loss,
             dfdx.evaluate(&test, 0).unwrap().loss,
@@ -298,17 +313,17 @@ fn device_generic_passes_agree_with_the_host_path() {
         dfdx.fit(&train, &test, None, |_| {}).unwrap();
         let (ha, hb) = (&host.history, &dfdx.history);
         assert!(
-            hb[1].test_loss < b,
+            hb[1].eval("loss") < b,
             "{method:?}: {b} -> {}",
-            hb[1].test_loss
+            hb[1].eval("loss")
         );
         // Same seeds, same data: the two runs stay close (they differ by rounding only).
         for (x, y) in ha.iter().zip(hb) {
             assert!(
-                (x.test_loss - y.test_loss).abs() < 0.05 * x.test_loss,
+                (x.eval("loss") - y.eval("loss")).abs() < 0.05 * x.eval("loss"),
                 "{method:?}: {} vs {}",
-                x.test_loss,
-                y.test_loss
+                x.eval("loss"),
+                y.eval("loss")
             );
         }
     }
@@ -317,7 +332,7 @@ fn device_generic_passes_agree_with_the_host_path() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_backend_without_the_feature_is_a_clear_error() {
-    let e = Trainer::with_backend(tiny(Method::ImleSog, 1), imle_paper::vae::Backend::Cuda)
+    let e = Vae::with_backend(tiny(Method::ImleSog, 1), imle_paper::vae::Backend::Cuda)
         .err()
         .expect("no cuda in this build");
     assert!(e.to_string().contains("--features cuda"), "{e}");

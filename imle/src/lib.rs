@@ -46,6 +46,7 @@ pub mod layer;
 pub mod loss;
 pub mod noise;
 pub mod op;
+pub mod seed;
 pub mod solver;
 pub mod target;
 

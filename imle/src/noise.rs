@@ -360,11 +360,7 @@ impl Distribution<f32> for Noise {
 /// (a SplitMix64 mix of the two). Exposed so that tests and experiments can reproduce an
 /// op's noise, e.g. for common random numbers.
 pub fn call_seed(seed: u64, call: u64) -> u64 {
-    let mut z = seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x2545_F491_4F6C_DD1D);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::seed::mix(seed, call, 0x2545_F491_4F6C_DD1D)
 }
 
 /// A seed and a call counter shared by clones of an op.
@@ -385,6 +381,11 @@ impl Seeds {
     /// The noise seed of the next call.
     pub(crate) fn next(&self) -> u64 {
         call_seed(self.seed, self.calls.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The seed.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The number of calls so far.

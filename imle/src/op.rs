@@ -53,6 +53,11 @@ impl OpState {
         self.seeds = Seeds::new(seed);
     }
 
+    /// The seed the random sequence started from (for checkpoints).
+    pub fn seed(&self) -> u64 {
+        self.seeds.seed()
+    }
+
     /// The number of calls made so far (for checkpoints).
     pub fn calls(&self) -> u64 {
         self.seeds.calls()

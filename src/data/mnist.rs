@@ -28,8 +28,7 @@ use std::path::{Path, PathBuf};
 pub const SIDE: usize = 28;
 /// Pixels per image.
 pub const PIXELS: usize = SIDE * SIDE;
-/// Environment variable naming a directory that holds the MNIST files.
-pub const ENV_VAR: &str = "IMLE_DATA_DIR";
+pub use super::ENV_VAR;
 
 /// The four MNIST files and the canonical MD5 of each decompressed file.
 pub const FILES: [(&str, &str); 4] = [
@@ -45,6 +44,17 @@ pub const FILES: [(&str, &str); 4] = [
     ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
 ];
 
+/// MNIST in the table of data sets.
+pub const DATASET: super::DataSet = super::DataSet {
+    name: "mnist",
+    description: "MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0): 60,000 + 10,000 28x28 digits",
+    used_by: &["fig4"],
+    files: &FILES,
+    origin: super::Origin::Download(&MIRRORS),
+};
+/// [`DATASET`] as a `'static` reference (for [`super::DataSet::locate`]).
+pub static DATASET_REF: &super::DataSet = &super::DATASETS[0];
+
 /// Standard mirrors of the `.gz` files, tried in order by [`fetch`].
 pub const MIRRORS: [&str; 3] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -59,10 +69,15 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 #[derive(Debug, thiserror::Error)]
 pub enum MnistError {
     /// No looked-up directory holds the four files.
-    #[error("{}", not_found_message(.searched))]
-    NotFound {
-        /// Every directory looked in, with what was missing there.
-        searched: Vec<(PathBuf, String)>,
+    #[error(transparent)]
+    NotFound(#[from] super::DataError),
+    /// A file is missing from a directory given to [`load_from`].
+    #[error("{dir}: missing {file} (raw or .gz)")]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+        /// The file.
+        file: String,
     },
     /// An I/O error reading a file.
     #[error("cannot read {path}: {source}")]
@@ -146,22 +161,6 @@ pub enum MnistError {
     },
 }
 
-fn not_found_message(searched: &[(PathBuf, String)]) -> String {
-    let mut s = String::from("MNIST not found. Looked in:\n");
-    for (dir, why) in searched {
-        let _ = writeln!(s, "  - {} ({why})", dir.display());
-    }
-    let _ = write!(
-        s,
-        "Each place needs the four files {} (raw or .gz).\n\
-         Get them with `imle-paper data fetch mnist` (downloads into datasets/mnist/ and \
-         checks the MD5s), or copy them into one of the places above, or point \
-         --data-dir / ${ENV_VAR} at a directory that holds them.",
-        FILES.map(|f| f.0).join(", ")
-    );
-    s
-}
-
 /// One split (train or test): `n` images of 784 bytes and their labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MnistSplit {
@@ -224,67 +223,13 @@ pub struct Mnist {
     pub dir: PathBuf,
 }
 
-/// The directories [`locate`] looks in, in order, each with a note on where it came from.
-pub fn search_dirs(data_dir: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
-    let mut dirs: Vec<(PathBuf, &'static str)> = Vec::new();
-    if let Some(d) = data_dir {
-        dirs.push((d.to_path_buf(), "--data-dir"));
-    }
-    if let Some(d) = std::env::var_os(ENV_VAR).filter(|d| !d.is_empty()) {
-        dirs.push((PathBuf::from(d), "$IMLE_DATA_DIR"));
-    }
-    dirs.push((PathBuf::from("datasets/mnist"), "./datasets/mnist"));
-    dirs.push((
-        PathBuf::from("../shared/datasets/mnist"),
-        "./../shared/datasets/mnist",
-    ));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    dirs.push((root.join("datasets/mnist"), "crate root/datasets/mnist"));
-    dirs.push((
-        root.join("../shared/datasets/mnist"),
-        "crate root/../shared/datasets/mnist",
-    ));
-    // The same directory reached twice (e.g. cwd = crate root) is looked at once.
-    let mut seen = Vec::new();
-    dirs.retain(|(d, _)| {
-        let key = d.canonicalize().unwrap_or_else(|_| d.clone());
-        if seen.contains(&key) {
-            false
-        } else {
-            seen.push(key);
-            true
-        }
-    });
-    dirs
-}
-
-/// The path of `name` in `dir`, raw or `.gz`, if it exists.
-fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
-}
-
-/// The first looked-up directory that holds all four files (see [`search_dirs`]).
+/// The first looked-up directory that holds all four files (see [`super`]).
 pub fn locate(data_dir: Option<&Path>) -> Result<PathBuf, MnistError> {
-    let mut searched = Vec::new();
-    for (dir, origin) in search_dirs(data_dir) {
-        let why = if !dir.is_dir() {
-            format!("{origin}: no such directory")
-        } else {
-            let missing: Vec<&str> = FILES
-                .iter()
-                .filter(|(name, _)| find_file(&dir, name).is_none())
-                .map(|(name, _)| *name)
-                .collect();
-            if missing.is_empty() {
-                return Ok(dir);
-            }
-            format!("{origin}: missing {}", missing.join(", "))
-        };
-        searched.push((dir, why));
-    }
-    Err(MnistError::NotFound { searched })
+    Ok(DATASET_REF.locate(data_dir)?)
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    super::DataSet::find_file(dir, name)
 }
 
 /// Loads MNIST from the first directory found by [`locate`].
@@ -295,8 +240,9 @@ pub fn load(data_dir: Option<&Path>) -> Result<Mnist, MnistError> {
 /// Loads MNIST from `dir`, which must hold the four files (raw or `.gz`).
 pub fn load_from(dir: &Path) -> Result<Mnist, MnistError> {
     let path = |name: &str| {
-        find_file(dir, name).ok_or_else(|| MnistError::NotFound {
-            searched: vec![(dir.to_path_buf(), format!("missing {name}"))],
+        find_file(dir, name).ok_or_else(|| MnistError::Missing {
+            dir: dir.to_path_buf(),
+            file: name.to_string(),
         })
     };
     let train = load_split(&path(FILES[0].0)?, &path(FILES[1].0)?)?;
@@ -439,8 +385,9 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 pub fn verify(dir: &Path) -> Result<Vec<(String, bool)>, MnistError> {
     let mut out = Vec::new();
     for (name, md5) in FILES {
-        let p = find_file(dir, name).ok_or_else(|| MnistError::NotFound {
-            searched: vec![(dir.to_path_buf(), format!("missing {name}"))],
+        let p = find_file(dir, name).ok_or_else(|| MnistError::Missing {
+            dir: dir.to_path_buf(),
+            file: name.to_string(),
         })?;
         out.push((name.to_string(), md5_hex(&read_maybe_gz(&p)?) == md5));
     }
@@ -481,7 +428,12 @@ pub fn fetch(dir: &Path, mut log: impl FnMut(&str)) -> Result<(), MnistError> {
                     }
                     Ok(_) => {
                         let target = dir.join(format!("{name}.gz"));
-                        write_atomic(&target, &gz)?;
+                        crate::output::write_atomic(&target, &gz).map_err(|e| {
+                            MnistError::Download {
+                                file: name.to_string(),
+                                reason: format!("{e:#}"),
+                            }
+                        })?;
                         log(&format!("{name}: MD5 ok, saved {}", target.display()));
                         done = true;
                         break;
@@ -516,14 +468,4 @@ fn download(url: &str) -> Result<Vec<u8>, String> {
         .read_to_end(&mut buf)
         .map_err(|e| e.to_string())?;
     Ok(buf)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MnistError> {
-    let tmp = path.with_extension("gz.part");
-    let io = |source| MnistError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

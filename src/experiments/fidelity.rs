@@ -16,9 +16,11 @@
 //! The problems are `θ ~ N(0, I)` (the first one is Figure 3's `θ_0`) with Figure 3's `b`;
 //! curves show the mean ± std over problems.
 
-use super::{derive_seed, fig3, mean_std, positive_usize, Profile, RunContext, Summary};
+use super::{fig3, positive_usize, Experiment, Profile, Report, RunContext};
 use crate::output::Table;
 use crate::plot::{Figure, LineChart, Panel, Series};
+use crate::run::derive_seed;
+use crate::stats::mean_std;
 use anyhow::{Context, Result};
 use imle::fidelity::{self as fid, Problem};
 use imle::loss::Baseline;
@@ -28,7 +30,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// Command-line overrides of the fidelity figure.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -174,8 +175,8 @@ fn estimate(
     }?)
 }
 
-/// Measures every estimator over both sweeps (no files written).
-pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
+/// The problems: Figure 3's drawn `θ_0` first, then `θ ~ N(0, I)`; and `b`.
+fn problems(cfg: &Config, seed: u64) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
     let f3 = fig3::Config {
         n: cfg.n,
         k: cfg.k,
@@ -184,10 +185,10 @@ pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
         instance: fig3::Instance::Drawn,
         ..fig3::Config::paper()
     };
-    let base = fig3::problem(&f3, ctx.seed)?;
+    let base = fig3::problem(&f3, seed)?;
     let b: Vec<f32> = base.b.iter().map(|&v| v as f32).collect();
     let mut thetas = vec![base.theta0.clone()];
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, "fidelity/theta", 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "fidelity/theta", 0));
     while thetas.len() < cfg.problems {
         thetas.push(
             (0..cfg.n)
@@ -199,26 +200,31 @@ pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
         );
     }
     thetas.truncate(cfg.problems);
-    // Settings: (sweep, estimator, λ, τ).
-    let mut settings: Vec<(&str, usize, f64, f64)> = Vec::new();
-    for est in 0..ESTIMATORS.len() {
-        for &l in &cfg.lambdas {
-            settings.push(("lambda", est, l, 1.0));
-        }
-        for &t in &cfg.taus {
-            settings.push(("tau", est, cfg.lambda, t));
-        }
+    Ok((thetas, b))
+}
+
+/// Measures estimator number `est` of [`ESTIMATORS`] over both sweeps.
+pub fn compute_estimator(cfg: &Config, est: usize, ctx: &RunContext) -> Result<Vec<Point>> {
+    let (thetas, b) = problems(cfg, ctx.seed)?;
+    // Settings: (sweep, λ, τ); their global index (over every estimator) seeds the draws.
+    let mut settings: Vec<(&str, f64, f64)> = Vec::new();
+    for &l in &cfg.lambdas {
+        settings.push(("lambda", l, 1.0));
     }
+    for &t in &cfg.taus {
+        settings.push(("tau", cfg.lambda, t));
+    }
+    let first = est * settings.len();
     let jobs: Vec<(usize, usize)> = (0..settings.len())
         .flat_map(|s| (0..thetas.len()).map(move |p| (s, p)))
         .collect();
-    let pb = ctx.progress(jobs.len() as u64, "fidelity");
+    let pb = ctx.progress(jobs.len() as u64, ESTIMATORS[est]);
     let results: Vec<fid::Fidelity> = jobs
         .par_iter()
         .map(|&(s, p)| {
-            let (_, est, lambda, tau) = settings[s];
+            let (_, lambda, tau) = settings[s];
             let problem = Problem::squared_distance(thetas[p].clone(), cfg.k, tau, b.clone())?;
-            let seed = derive_seed(ctx.seed, &format!("fidelity/{est}/{p}"), s as u64);
+            let seed = derive_seed(ctx.seed, &format!("fidelity/{est}/{p}"), (first + s) as u64);
             let r = estimate(cfg, &problem, est, lambda, tau, seed);
             pb.inc(1);
             r.with_context(|| format!("{} at λ = {lambda}, τ = {tau}", ESTIMATORS[est]))
@@ -229,7 +235,7 @@ pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
     Ok(settings
         .iter()
         .enumerate()
-        .map(|(s, &(sweep, est, lambda, tau))| {
+        .map(|(s, &(sweep, lambda, tau))| {
             let rs = &results[s * np..(s + 1) * np];
             let (c, cs) = mean_std(rs.iter().map(|r| r.cosine));
             let (rb, rbs) = mean_std(rs.iter().map(|r| r.relative_bias));
@@ -247,6 +253,47 @@ pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
             }
         })
         .collect())
+}
+
+/// Measures every estimator over both sweeps (no files written).
+pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Vec<Point>> {
+    Ok((0..ESTIMATORS.len())
+        .map(|e| compute_estimator(cfg, e, ctx))
+        .collect::<Result<Vec<_>>>()?
+        .concat())
+}
+
+/// The fidelity experiment on the framework: one unit per estimator.
+pub struct Fidelity;
+
+impl Experiment for Fidelity {
+    const NAME: &'static str = "fidelity";
+    const TITLE: &'static str = "Estimator fidelity on the synthetic problem (beyond the paper)";
+    type Args = Args;
+    type Config = Config;
+    type Unit = Vec<Point>;
+
+    fn resolve(args: &Args, profile: Profile) -> Result<Config> {
+        args.resolve(profile)
+    }
+    fn units(_cfg: &Config) -> Vec<String> {
+        ESTIMATORS.iter().map(|e| e.to_string()).collect()
+    }
+    fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Vec<Point>> {
+        let est = ESTIMATORS
+            .iter()
+            .position(|e| *e == unit)
+            .with_context(|| format!("fidelity has no estimator '{unit}'"))?;
+        compute_estimator(cfg, est, ctx)
+    }
+    fn report(
+        cfg: &Config,
+        units: &[(String, Option<Vec<Point>>)],
+        _ctx: &RunContext,
+    ) -> Result<Report> {
+        let points: Vec<Point> = units.iter().filter_map(|u| u.1.clone()).flatten().collect();
+        report(cfg, &points)
+    }
 }
 
 /// The 2 × 2 figure: cosine and relative bias over λ (τ = 1) and over τ.
@@ -317,12 +364,8 @@ pub fn figure(cfg: &Config, points: &[Point]) -> Figure {
     ))
 }
 
-/// Runs the fidelity experiment: writes `fidelity.json`, `fidelity.csv`,
-/// `fidelity.png`, `fidelity.svg`.
-pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
-    let started = Instant::now();
-    let points = compute(cfg, ctx)?;
-    let mut files = ctx.save_figure("fidelity", &figure(cfg, &points))?;
+/// The fidelity report: `fidelity.png`/`.svg`, `fidelity.csv`, record and README.
+pub fn report(cfg: &Config, points: &[Point]) -> Result<Report> {
     let t = Table::new()
         .str("sweep", points.iter().map(|p| p.sweep.clone()).collect())
         .str(
@@ -346,7 +389,6 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             points.iter().map(|p| p.relative_bias_std).collect(),
         )
         .f64("variance", points.iter().map(|p| p.variance).collect());
-    files.push(ctx.write_table("fidelity", &t)?);
     // Summary: at τ = 1 and the λ of the τ sweep.
     let at: Vec<&Point> = points
         .iter()
@@ -371,21 +413,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             p.estimator, p.cosine, p.relative_bias, cfg.lambda
         ));
     }
-    let json = ctx.write_record(
-        "fidelity",
-        "Estimator fidelity on the synthetic problem (beyond the paper)",
-        cfg,
-        &points,
-        serde_json::json!({ "at_tau_1": at }),
-        started,
-        files.clone(),
+    Ok(Report {
+        data: serde_json::to_value(points)?,
+        summary: serde_json::json!({ "at_tau_1": at }),
+        tables: vec![("fidelity".into(), t)],
+        figures: vec![("fidelity".into(), figure(cfg, points))],
         readme,
-    )?;
-    Ok(Summary {
-        experiment: "fidelity".into(),
-        files: std::iter::once(json)
-            .chain(files.iter().map(|f| ctx.path(f)))
-            .collect(),
         lines,
     })
 }

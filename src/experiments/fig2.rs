@@ -5,16 +5,16 @@
 //! (right) the sum of κ = 5 SoG(5, 1, 10) samples, with the Gumbel(0, 1) density overlaid
 //! on the right, plus the Kolmogorov–Smirnov distance of each to Gumbel(0, 1).
 
-use super::{ks_test, positive_f64, positive_usize, Profile, RunContext, Summary};
+use super::{positive_f64, positive_usize, Experiment, Profile, Report, RunContext};
 use crate::output::Table;
 use crate::plot::{density_histogram, Figure, Histogram, Panel, Series};
+use crate::stats::{ks_test, mean_std};
 use anyhow::Result;
 use imle::noise::{Gumbel, SumOfGamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// Command-line overrides of Figure 2 (defaults: the paper's).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -105,7 +105,7 @@ pub fn finite_s_ks(s: usize) -> f64 {
 pub fn sample_sums(cfg: &Config, seed: u64) -> Result<(Vec<f64>, Vec<f64>)> {
     let gumbel = Gumbel::new(1.0)?;
     let sog = SumOfGamma::new(cfg.kappa as f64, cfg.tau, cfg.s)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, "fig2/gumbel", 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::run::derive_seed(seed, "fig2/gumbel", 0));
     let g: Vec<f64> = (0..cfg.samples)
         .map(|_| {
             (0..cfg.kappa)
@@ -113,7 +113,7 @@ pub fn sample_sums(cfg: &Config, seed: u64) -> Result<(Vec<f64>, Vec<f64>)> {
                 .sum()
         })
         .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, "fig2/sog", 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::run::derive_seed(seed, "fig2/sog", 0));
     let s: Vec<f64> = (0..cfg.samples)
         .map(|_| {
             (0..cfg.kappa)
@@ -162,13 +162,30 @@ pub struct Fig2Data {
     pub sog_density: Vec<f64>,
 }
 
-/// The figure (two histograms) from the samples.
-pub fn figure(cfg: &Config, g: &[f64], s: &[f64]) -> (Figure, Fig2Data) {
+/// The histograms of the two sets of sums.
+pub fn histograms(cfg: &Config, g: &[f64], s: &[f64]) -> Fig2Data {
+    let (ge, gd) = density_histogram(g, cfg.bins, left_range(cfg));
+    let (se, sd) = density_histogram(s, cfg.bins, right_range(cfg));
+    Fig2Data {
+        gumbel_edges: ge,
+        gumbel_density: gd,
+        sog_edges: se,
+        sog_density: sd,
+    }
+}
+
+fn left_range(cfg: &Config) -> (f64, f64) {
+    (-4.0, 16.0 + 2.0 * (cfg.kappa as f64 - 5.0).max(0.0))
+}
+
+fn right_range(cfg: &Config) -> (f64, f64) {
+    (-4.0 * cfg.tau, 10.0 * cfg.tau)
+}
+
+/// The figure (two histograms, the Gumbel(0, 1) density over the right one).
+pub fn figure(cfg: &Config, data: &Fig2Data) -> Figure {
     let k = cfg.kappa;
-    let left_range = (-4.0, 16.0 + 2.0 * (k as f64 - 5.0).max(0.0));
-    let right_range = (-4.0 * cfg.tau, 10.0 * cfg.tau);
-    let (ge, gd) = density_histogram(g, cfg.bins, left_range);
-    let (se, sd) = density_histogram(s, cfg.bins, right_range);
+    let right_range = right_range(cfg);
     let xs: Vec<f64> = (0..=400)
         .map(|i| right_range.0 + (right_range.1 - right_range.0) * i as f64 / 400.0)
         .collect();
@@ -177,58 +194,136 @@ pub fn figure(cfg: &Config, g: &[f64], s: &[f64]) -> (Figure, Fig2Data) {
         title: format!("sum of {k} Gumbel(0, 1) samples"),
         x_label: "x".into(),
         y_label: "density".into(),
-        edges: ge.clone(),
-        density: gd.clone(),
+        edges: data.gumbel_edges.clone(),
+        density: data.gumbel_density.clone(),
         color: 0,
         overlay: vec![],
-        label: format!("{} samples", g.len()),
+        label: format!("{} samples", cfg.samples),
     };
     let right = Histogram {
         title: format!("sum of {k} SoG({k}, {}, {}) samples", cfg.tau, cfg.s),
         x_label: "x".into(),
         y_label: "density".into(),
-        edges: se.clone(),
-        density: sd.clone(),
+        edges: data.sog_edges.clone(),
+        density: data.sog_density.clone(),
         color: 0,
         overlay: vec![Series::new("Gumbel(0, 1) density", xs, pdf).color(3)],
-        label: format!("{} samples", s.len()),
+        label: format!("{} samples", cfg.samples),
     };
-    let fig = Figure::rows(
+    Figure::rows(
         vec![vec![Panel::Hist(left), Panel::Hist(right)]],
         (1200, 450),
-    );
-    (
-        fig,
-        Fig2Data {
-            gumbel_edges: ge,
-            gumbel_density: gd,
-            sog_edges: se,
-            sog_density: sd,
-        },
     )
 }
 
-/// Runs Figure 2: writes `fig2.json`, `fig2.csv`, `fig2.png`, `fig2.svg`.
-pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
-    let started = Instant::now();
-    let (g, s) = sample_sums(cfg, ctx.seed)?;
+/// The histograms from `fig2.csv` read with polars ([`crate::output::read_csv`]).
+#[cfg(feature = "csv")]
+pub fn data_from_frame(df: &polars::prelude::DataFrame) -> Result<Fig2Data> {
+    use crate::output::{f64_column, str_column};
+    let panel = str_column(df, "panel")?;
+    let (left, right, density) = (
+        f64_column(df, "bin_left")?,
+        f64_column(df, "bin_right")?,
+        f64_column(df, "density")?,
+    );
+    let part = |name: &str| {
+        let rows: Vec<usize> = (0..panel.len()).filter(|&i| panel[i] == name).collect();
+        let mut edges: Vec<f64> = rows.iter().map(|&i| left[i]).collect();
+        edges.extend(rows.last().map(|&i| right[i]));
+        (
+            edges,
+            rows.iter().map(|&i| density[i]).collect::<Vec<f64>>(),
+        )
+    };
+    let (ge, gd) = part("gumbel_sum");
+    let (se, sd) = part("sog_sum");
+    if gd.is_empty() || sd.is_empty() {
+        anyhow::bail!("fig2.csv lacks the gumbel_sum or sog_sum rows");
+    }
+    Ok(Fig2Data {
+        gumbel_edges: ge,
+        gumbel_density: gd,
+        sog_edges: se,
+        sog_density: sd,
+    })
+}
+
+/// What Figure 2 measures: the headline numbers and the histograms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fig2Unit {
+    /// KS distances, moments.
+    pub summary: Fig2Summary,
+    /// The histograms.
+    pub data: Fig2Data,
+}
+
+/// Draws the sums from `seed` and measures them.
+pub fn measure(cfg: &Config, seed: u64) -> Result<Fig2Unit> {
+    let (g, s) = sample_sums(cfg, seed)?;
     let (ks_g, p_g) = ks_test(&g, gumbel_cdf);
     let (ks_s, p_s) = ks_test(&s, gumbel_cdf);
-    let (gm, gs) = super::mean_std(g.iter().copied());
-    let (sm, ss) = super::mean_std(s.iter().copied());
-    let summary = Fig2Summary {
-        ks_gumbel_sum: ks_g,
-        ks_gumbel_sum_p: p_g,
-        ks_sog_sum: ks_s,
-        ks_sog_sum_p: p_s,
-        ks_sog_sum_finite_s_theory: finite_s_ks(cfg.s),
-        gumbel_sum_mean: gm,
-        gumbel_sum_std: gs,
-        sog_sum_mean: sm,
-        sog_sum_std: ss,
-    };
-    let (fig, data) = figure(cfg, &g, &s);
-    let mut files = ctx.save_figure("fig2", &fig)?;
+    let (gm, gs) = mean_std(g.iter().copied());
+    let (sm, ss) = mean_std(s.iter().copied());
+    Ok(Fig2Unit {
+        summary: Fig2Summary {
+            ks_gumbel_sum: ks_g,
+            ks_gumbel_sum_p: p_g,
+            ks_sog_sum: ks_s,
+            ks_sog_sum_p: p_s,
+            ks_sog_sum_finite_s_theory: finite_s_ks(cfg.s),
+            gumbel_sum_mean: gm,
+            gumbel_sum_std: gs,
+            sog_sum_mean: sm,
+            sog_sum_std: ss,
+        },
+        data: histograms(cfg, &g, &s),
+    })
+}
+
+/// Figure 2 on the experiment framework (one unit).
+pub struct Fig2;
+
+impl Experiment for Fig2 {
+    const NAME: &'static str = "fig2";
+    const TITLE: &'static str = "Figure 2 — sums of Gumbel vs Sum-of-Gamma noise (Sec. 3.2)";
+    type Args = Args;
+    type Config = Config;
+    type Unit = Fig2Unit;
+
+    fn resolve(args: &Args, profile: Profile) -> Result<Config> {
+        args.resolve(profile)
+    }
+
+    fn compute(cfg: &Config, _unit: &str, ctx: &RunContext) -> Result<Fig2Unit> {
+        measure(cfg, ctx.seed)
+    }
+
+    fn report(
+        cfg: &Config,
+        units: &[(String, Option<Fig2Unit>)],
+        _ctx: &RunContext,
+    ) -> Result<Report> {
+        let Some(Some(unit)) = units.first().map(|u| u.1.as_ref()) else {
+            anyhow::bail!("fig2 has not been computed yet");
+        };
+        report(cfg, unit)
+    }
+}
+
+fn report(cfg: &Config, unit: &Fig2Unit) -> Result<Report> {
+    let (summary, data) = (&unit.summary, &unit.data);
+    let (ks_g, p_g, ks_s, p_s) = (
+        summary.ks_gumbel_sum,
+        summary.ks_gumbel_sum_p,
+        summary.ks_sog_sum,
+        summary.ks_sog_sum_p,
+    );
+    let (gm, gs, sm, ss) = (
+        summary.gumbel_sum_mean,
+        summary.gumbel_sum_std,
+        summary.sog_sum_mean,
+        summary.sog_sum_std,
+    );
     let n = cfg.bins;
     let table = Table::new()
         .str(
@@ -269,7 +364,6 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
                 .map(|e| gumbel_pdf((e[0] + e[1]) / 2.0))
                 .collect(),
         );
-    files.push(ctx.write_table("fig2", &table)?);
     let k = cfg.kappa as f64;
     let euler = 0.577_215_664_901_532_9;
     let readme = format!(
@@ -288,21 +382,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
         cfg.kappa, cfg.kappa, cfg.tau, cfg.s, ks_s, p_s, sm, cfg.tau * euler, ss, cfg.tau * std::f64::consts::PI / 6f64.sqrt(),
         cfg.s, summary.ks_sog_sum_finite_s_theory,
     );
-    let json = ctx.write_record(
-        "fig2",
-        "Figure 2 — sums of Gumbel vs Sum-of-Gamma noise (Sec. 3.2)",
-        cfg,
-        &data,
-        &summary,
-        started,
-        files.clone(),
+    Ok(Report {
+        data: serde_json::to_value(data)?,
+        summary: serde_json::to_value(summary)?,
+        tables: vec![("fig2".into(), table)],
+        figures: vec![("fig2".into(), figure(cfg, data))],
         readme,
-    )?;
-    Ok(Summary {
-        experiment: "fig2".into(),
-        files: std::iter::once(json)
-            .chain(files.iter().map(|f| ctx.path(f)))
-            .collect(),
         lines: vec![
             format!(
                 "KS(sum of {} Gumbel, Gumbel(0,1)) = {ks_g:.4} (p = {p_g:.2e})",

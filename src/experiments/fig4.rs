@@ -6,22 +6,25 @@
 //! the paper, adaptive I-MLE and two-sided I-MLE (a fourth panel). The protocol (the
 //! official code's) is documented in [`crate::vae`].
 //!
-//! Every method trains in its own run directory (`<run-dir>/<method>/checkpoint.bin`,
-//! written atomically after every epoch): a killed run started again with the same
-//! command resumes from the last finished epoch and gives the same numbers as an
-//! uninterrupted run. `--report-only` draws the figure from the checkpoints present
-//! without training (partial runs are labelled as such).
+//! Every method is one unit of the experiment and trains in its own run directory
+//! (`<run-dir>/<method>/checkpoint.safetensors`, written atomically after every epoch by
+//! [`crate::train::Trainer`]): a killed run started again with the same command resumes
+//! from the last finished epoch and gives the same numbers as an uninterrupted run.
+//! `--report-only` draws the figure from the finished units and the checkpoints present
+//! without training (partial runs are labelled as such); `--shard i/N` trains every N-th
+//! method.
 
-use super::{positive_usize, Profile, RunContext, Summary};
+use super::{positive_usize, Experiment, Profile, Report, RunContext};
 use crate::data::mnist::{self, Mnist};
 use crate::output::Table;
 use crate::plot::{Figure, ImageGrid, LineChart, Panel, Series};
-use crate::vae::train::{Checkpoint, CHECKPOINT};
-use crate::vae::{Backend, EpochRecord, Method, Trainer, VaeConfig};
+use crate::run::log_line;
+use crate::train::{Checkpoint, EpochRecord};
+use crate::vae::train::CHECKPOINT;
+use crate::vae::{Backend, Method, Vae, VaeConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Command-line overrides of Figure 4 (defaults: the official code's protocol).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -53,15 +56,12 @@ pub struct Args {
     /// ../shared/datasets/mnist/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Run directory for checkpoints [runs/fig4/<profile>]; one subfolder per method.
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Delete existing checkpoints of the chosen methods and start afresh.
-    #[arg(long, conflicts_with = "report_only")]
-    pub fresh: bool,
-    /// Do not train: draw the figure from the checkpoints in the run directory.
-    #[arg(long)]
-    pub report_only: bool,
+    /// Replace a method's estimator: METHOD=SPEC, repeatable, e.g.
+    /// `--spec imle-sog=imle:noise=sog,kappa=10,tau=10,s=10,lambda=5,scale_by_lambda=true`
+    /// (SPEC: `kind:key=value,...` or JSON; see `imle_paper::spec`). The record keeps the
+    /// spec used.
+    #[arg(long = "spec", value_parser = parse_method_spec)]
+    pub specs: Vec<(Method, crate::spec::EstimatorSpec)>,
     /// Where the forward/backward passes run: cpu (imle-conv's Dense layers, fastest on
     /// a CPU), dfdx-cpu (dfdx's Linear through the device-generic path) or cuda (dfdx's
     /// Linear on the GPU; needs a binary built with --features cuda). Checkpoints, seeds
@@ -70,19 +70,24 @@ pub struct Args {
     pub device: Backend,
 }
 
+fn parse_method_spec(s: &str) -> std::result::Result<(Method, crate::spec::EstimatorSpec), String> {
+    let (m, spec) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected METHOD=SPEC, got '{s}'"))?;
+    let method = Method::parse(m.trim()).ok_or_else(|| format!("unknown method '{m}'"))?;
+    let spec = spec.parse().map_err(|e| format!("{e:#}"))?;
+    Ok((method, spec))
+}
+
 /// Resolved configuration of Figure 4.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// One training configuration per method (seed filled in at run time).
     pub runs: Vec<VaeConfig>,
-    /// Where the MNIST files are looked for first.
+    /// Where the MNIST files are looked for first (not part of the configuration: the
+    /// checkpoints record the data's checksum instead).
+    #[serde(skip)]
     pub data_dir: Option<PathBuf>,
-    /// Run directory (one subfolder per method).
-    pub run_dir: PathBuf,
-    /// Delete existing checkpoints first.
-    pub fresh: bool,
-    /// Only report what the checkpoints hold.
-    pub report_only: bool,
     /// Where the passes run.
     #[serde(default)]
     pub device: Backend,
@@ -117,6 +122,9 @@ impl Args {
         if methods.is_empty() {
             bail!("--methods needs at least one method");
         }
+        if let Some((m, _)) = self.specs.iter().find(|(m, _)| !methods.contains(m)) {
+            bail!("--spec names {}, which is not among --methods", m.name());
+        }
         let runs = methods
             .into_iter()
             .map(|m| {
@@ -131,18 +139,22 @@ impl Args {
                 if let Some(t) = self.sog_tau {
                     c.latent.sog_tau = t;
                 }
+                c.spec = self
+                    .specs
+                    .iter()
+                    .rev()
+                    .find(|(sm, _)| *sm == m)
+                    .map(|(_, s)| s.clone());
                 c
             })
-            .collect();
+            .collect::<Vec<VaeConfig>>();
+        for c in &runs {
+            crate::vae::Latent::with_spec(c.method, &c.latent, c.spec.as_ref())
+                .with_context(|| format!("the estimator of {}", c.method.name()))?;
+        }
         Ok(Config {
             runs,
             data_dir: self.data_dir.clone(),
-            run_dir: self
-                .run_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("runs/fig4/{profile}"))),
-            fresh: self.fresh,
-            report_only: self.report_only,
             device: self.device,
         })
     }
@@ -155,6 +167,9 @@ pub struct MethodCurves {
     pub method: String,
     /// Legend label.
     pub label: String,
+    /// The estimator of the latent layer and its hyper-parameters.
+    #[serde(default)]
+    pub spec: Option<crate::spec::EstimatorSpec>,
     /// The training configuration.
     pub config: VaeConfig,
     /// Whether all configured epochs are done.
@@ -168,18 +183,15 @@ impl MethodCurves {
         let n = self.epochs.len().max(1) as f64;
         (
             self.epochs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
-            self.epochs.iter().map(|r| r.test_seconds).sum::<f64>() / n,
+            self.epochs.iter().map(|r| r.eval_seconds).sum::<f64>() / n,
         )
     }
 
     /// Median seconds per training epoch (robust to the epochs slowed by other work).
     fn median_train_seconds(&self) -> f64 {
-        let mut t: Vec<f64> = self.epochs.iter().map(|r| r.train_seconds).collect();
-        t.sort_by(f64::total_cmp);
-        match t.len() {
+        match self.epochs.len() {
             0 => 0.0,
-            n if n % 2 == 1 => t[n / 2],
-            n => (t[n / 2 - 1] + t[n / 2]) / 2.0,
+            _ => crate::stats::median(self.epochs.iter().map(|r| r.train_seconds)),
         }
     }
 
@@ -226,37 +238,211 @@ pub struct Fig4Data {
 }
 
 /// The run directory of one method.
-pub fn method_dir(cfg: &Config, m: Method) -> PathBuf {
-    cfg.run_dir.join(m.name())
+pub fn method_dir(ctx: &RunContext, m: Method) -> PathBuf {
+    ctx.run_dir_of("fig4").join(m.name())
 }
 
-/// Reads the curves a checkpoint holds (None if there is no checkpoint).
-pub fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>> {
+/// The epochs a method's checkpoint holds (None if there is no checkpoint).
+pub fn read_history(path: &Path) -> Result<Option<Vec<EpochRecord>>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() < 16 || &bytes[..8] != b"IMLEVAE1" {
-        bail!("{} is not a VAE checkpoint", path.display());
-    }
-    let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    let json = bytes
-        .get(16..16 + n)
-        .with_context(|| format!("{} is truncated", path.display()))?;
-    Ok(Some(serde_json::from_slice(json)?))
+    Ok(Some(Checkpoint::load(path)?.header.history))
 }
 
-/// Trains (or resumes) one method; `log` receives one line per epoch.
+/// What one method's unit produces: its curves and a sample grid of the trained model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodUnit {
+    /// The curves.
+    pub curves: MethodCurves,
+    /// Reconstructions and prior samples (absent for a partial run read back).
+    pub grid: Option<ImageGrid>,
+}
+
+/// The configuration of `method` with the run's seed.
+fn run_config(cfg: &Config, method: &str, seed: u64) -> Result<VaeConfig> {
+    let c = cfg
+        .runs
+        .iter()
+        .find(|c| c.method.name() == method)
+        .with_context(|| format!("fig4 has no method '{method}'"))?;
+    Ok(VaeConfig { seed, ..c.clone() })
+}
+
+/// Trains (or resumes) one method in `dir`, with a progress bar and one line per epoch.
 pub fn train_method(
     cfg: &VaeConfig,
     backend: Backend,
     data: &Mnist,
     dir: &Path,
-    mut log: impl FnMut(&EpochRecord),
-) -> Result<Trainer> {
-    let mut t = Trainer::with_backend(cfg.clone(), backend)?;
-    t.fit(&data.train, &data.test, Some(dir), |r| log(r))?;
+    ctx: &RunContext,
+) -> Result<Vae> {
+    let mut t = Vae::with_backend(cfg.clone(), backend)?;
+    let mut trainer = t.trainer(&data.train, &data.test, Some(dir))?;
+    trainer.progress = ctx.progress;
+    trainer.verbose = false;
+    let pb = ctx.progress(0, "");
+    if let Some(h) = read_history(&dir.join(CHECKPOINT)).ok().flatten() {
+        log_line(
+            &pb,
+            &format!(
+                "{:>14}: resuming {} after epoch {} of {}",
+                cfg.method.name(),
+                dir.join(CHECKPOINT).display(),
+                h.len(),
+                cfg.epochs
+            ),
+        );
+    }
+    t.fit_with(&trainer, &data.train, &data.test, |r| {
+        log_line(
+            &pb,
+            &format!(
+                "{:>14} epoch {:>3}: train {:.3}  test {:.3} (BCE {:.3} + KL {:.3})  {:.1}+{:.1} s",
+                cfg.method.name(),
+                r.epoch,
+                r.train("loss"),
+                r.eval("loss"),
+                r.eval("recon"),
+                r.eval("kl"),
+                r.train_seconds,
+                r.eval_seconds
+            ),
+        )
+    })?;
     Ok(t)
+}
+
+fn curves_of(c: &VaeConfig, history: Vec<EpochRecord>) -> MethodCurves {
+    MethodCurves {
+        method: c.method.name().into(),
+        label: c.method.label().into(),
+        spec: Some(c.spec.clone().unwrap_or_else(|| c.method.spec(&c.latent))),
+        config: c.clone(),
+        complete: history.len() >= c.epochs,
+        epochs: history,
+    }
+}
+
+/// Figure 4 on the framework: one unit per method.
+pub struct Fig4;
+
+impl Experiment for Fig4 {
+    const NAME: &'static str = "fig4";
+    const TITLE: &'static str = "Figure 4 — discrete k-subset VAE on MNIST (Sec. 6)";
+    const DATA: &'static [&'static str] = &["mnist"];
+    type Args = Args;
+    type Config = Config;
+    type Unit = MethodUnit;
+
+    fn resolve(args: &Args, profile: Profile) -> Result<Config> {
+        args.resolve(profile)
+    }
+    fn units(cfg: &Config) -> Vec<String> {
+        cfg.runs
+            .iter()
+            .map(|c| c.method.name().to_string())
+            .collect()
+    }
+    fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<MethodUnit> {
+        let c = run_config(cfg, unit, ctx.seed)?;
+        let data = mnist::load(cfg.data_dir.as_deref())?;
+        println!("MNIST: {}", data.dir.display());
+        let dir = method_dir(ctx, c.method);
+        let ck = dir.join(CHECKPOINT);
+        if ctx.fresh && ck.exists() {
+            std::fs::remove_file(&ck).with_context(|| format!("removing {}", ck.display()))?;
+        }
+        let t = train_method(&c, cfg.device, &data, &dir, ctx)?;
+        let grid = sample_grid(
+            &t,
+            &data.test,
+            crate::run::derive_seed(ctx.seed, "fig4/grid", 0),
+        )?;
+        Ok(MethodUnit {
+            curves: curves_of(&c, t.history),
+            grid: Some(grid),
+        })
+    }
+    fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<MethodUnit>> {
+        let c = run_config(cfg, unit, ctx.seed)?;
+        let path = method_dir(ctx, c.method).join(CHECKPOINT);
+        let Some(ck) = path.exists().then(|| Checkpoint::load(&path)).transpose()? else {
+            return Ok(None);
+        };
+        let mine = serde_json::to_value(c.without_epochs())?;
+        if ck.header.stamp.config != mine {
+            bail!(
+                "{} was written by another configuration than the one asked for",
+                path.display()
+            );
+        }
+        Ok(Some(MethodUnit {
+            curves: curves_of(&c, ck.header.history),
+            grid: None,
+        }))
+    }
+    fn report(
+        cfg: &Config,
+        units: &[(String, Option<MethodUnit>)],
+        ctx: &RunContext,
+    ) -> Result<Report> {
+        report(cfg, units, ctx)
+    }
+}
+
+/// The curves from `fig4.csv` read with polars ([`crate::output::read_csv`]), for
+/// [`figure`] (one per method, its epochs in order).
+#[cfg(feature = "csv")]
+pub fn curves_from_frame(df: &polars::prelude::DataFrame) -> Result<Vec<MethodCurves>> {
+    use crate::output::{f64_column, str_column};
+    let method = str_column(df, "method")?;
+    let col = |n: &str| f64_column(df, n);
+    let (epoch, tl, tr, tk, el, er, ek, temp, ts, es, th) = (
+        col("epoch")?,
+        col("train_loss")?,
+        col("train_recon")?,
+        col("train_kl")?,
+        col("test_loss")?,
+        col("test_recon")?,
+        col("test_kl")?,
+        col("temperature")?,
+        col("train_seconds")?,
+        col("test_seconds")?,
+        col("threads")?,
+    );
+    let mut out: Vec<MethodCurves> = Vec::new();
+    for i in 0..method.len() {
+        if out.last().is_none_or(|c| c.method != method[i]) {
+            let m = Method::parse(&method[i])
+                .with_context(|| format!("fig4.csv: unknown method '{}'", method[i]))?;
+            out.push(curves_of(&VaeConfig::paper(m), Vec::new()));
+        }
+        let c = out.last_mut().expect("pushed");
+        let named = |v: [(&str, f64); 3]| {
+            v.iter()
+                .map(|(k, x)| (k.to_string(), *x))
+                .collect::<crate::train::Metrics>()
+        };
+        let mut eval = named([("loss", el[i]), ("recon", er[i]), ("kl", ek[i])]);
+        if temp[i].is_finite() {
+            eval.insert("temperature".into(), temp[i]);
+        }
+        c.epochs.push(EpochRecord {
+            epoch: epoch[i] as usize,
+            lr: c.config.adam.lr,
+            train: named([("loss", tl[i]), ("recon", tr[i]), ("kl", tk[i])]),
+            eval,
+            train_seconds: ts[i],
+            eval_seconds: es[i],
+            threads: th[i] as usize,
+        });
+    }
+    for c in &mut out {
+        c.config.epochs = c.config.epochs.max(c.epochs.len());
+        c.complete = c.epochs.len() >= c.config.epochs;
+    }
+    Ok(out)
 }
 
 /// The figure: three panels as the paper (+ one for the methods beyond the paper).
@@ -303,7 +489,7 @@ pub fn figure(curves: &[MethodCurves]) -> Figure {
                 .position(|m| m.name() == c.method)
                 .unwrap_or(0);
             let x: Vec<f64> = c.epochs.iter().map(|r| r.epoch as f64).collect();
-            let y: Vec<f64> = c.epochs.iter().map(|r| r.test_loss).collect();
+            let y: Vec<f64> = c.epochs.iter().map(|r| r.eval("loss")).collect();
             let name = if c.complete {
                 c.label.clone()
             } else {
@@ -329,11 +515,7 @@ pub fn figure(curves: &[MethodCurves]) -> Figure {
 
 /// Reconstructions (with noisy samples) of the first 8 test images and 8 samples from
 /// the prior, as one image grid per row: originals, reconstructions, prior samples.
-pub fn sample_grid(
-    t: &Trainer,
-    test: &crate::data::mnist::MnistSplit,
-    seed: u64,
-) -> Result<ImageGrid> {
+pub fn sample_grid(t: &Vae, test: &crate::data::mnist::MnistSplit, seed: u64) -> Result<ImageGrid> {
     let idx: Vec<usize> = (0..8.min(test.len())).collect();
     let x = test.batch_f32(&idx);
     let (recon, _) = t.reconstruct(x.clone(), seed, false)?;
@@ -354,86 +536,44 @@ pub fn sample_grid(
     })
 }
 
-/// Runs Figure 4: trains (or resumes) each method, then writes `fig4.json`, `fig4.csv`,
-/// `fig4.png`/`.svg` and `fig4_samples.png`/`.svg`.
-pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
-    let started = Instant::now();
-    let runs: Vec<VaeConfig> = cfg
+/// Figure 4's report from the methods' units: `fig4.png`/`.svg`, `fig4_samples` (the
+/// `imle-sog` model's, else the first trained one's), `fig4.csv`, record and README.
+pub fn report(
+    cfg: &Config,
+    units: &[(String, Option<MethodUnit>)],
+    ctx: &RunContext,
+) -> Result<Report> {
+    let report_only = ctx.report_only;
+    let curves: Vec<MethodCurves> = cfg
         .runs
         .iter()
-        .map(|c| VaeConfig {
-            seed: ctx.seed,
-            ..c.clone()
+        .zip(units)
+        .map(|(c, (_, u))| match u {
+            Some(u) => u.curves.clone(),
+            None => curves_of(
+                &VaeConfig {
+                    seed: ctx.seed,
+                    ..c.clone()
+                },
+                Vec::new(),
+            ),
         })
         .collect();
-    let mut curves = Vec::new();
-    let mut grid = None;
-    let data = if cfg.report_only {
-        None
-    } else {
-        let d = mnist::load(cfg.data_dir.as_deref())?;
-        println!("MNIST: {}", d.dir.display());
-        Some(d)
-    };
-    for c in &runs {
-        let dir = method_dir(cfg, c.method);
-        let ck = dir.join(CHECKPOINT);
-        let history = if let Some(data) = &data {
-            if cfg.fresh && ck.exists() {
-                std::fs::remove_file(&ck).with_context(|| format!("removing {}", ck.display()))?;
-            }
-            let pb = ctx.progress(c.epochs as u64, c.method.name());
-            let t = train_method(c, cfg.device, data, &dir, |r| {
-                pb.set_position(r.epoch as u64);
-                let line = format!(
-                    "{:>14} epoch {:>3}: train {:.3}  test {:.3} (BCE {:.3} + KL {:.3})  {:.1}+{:.1} s",
-                    c.method.name(),
-                    r.epoch,
-                    r.train_loss,
-                    r.test_loss,
-                    r.test_recon,
-                    r.test_kl,
-                    r.train_seconds,
-                    r.test_seconds
-                );
-                if pb.is_hidden() {
-                    println!("{line}");
-                } else {
-                    pb.println(line);
-                }
-            })?;
-            pb.finish_and_clear();
-            if grid.is_none() || c.method == Method::ImleSog {
-                grid = Some(sample_grid(
-                    &t,
-                    &data.test,
-                    super::derive_seed(ctx.seed, "fig4/grid", 0),
-                )?);
-            }
-            t.history
-        } else {
-            match read_checkpoint(&ck)? {
-                Some(k) if k.config.without_epochs_eq(c) => k.history,
-                Some(_) => bail!(
-                    "{} was written by another configuration than the one asked for",
-                    ck.display()
-                ),
-                None => Vec::new(),
-            }
-        };
-        curves.push(MethodCurves {
-            method: c.method.name().into(),
-            label: c.method.label().into(),
-            config: c.clone(),
-            complete: history.len() >= c.epochs,
-            epochs: history,
-        });
-    }
-    let fig = figure(&curves);
-    let mut files = ctx.save_figure("fig4", &fig)?;
+    let grid = units
+        .iter()
+        .find(|(n, u)| n == "imle-sog" && u.as_ref().is_some_and(|u| u.grid.is_some()))
+        .or_else(|| {
+            units
+                .iter()
+                .find(|(_, u)| u.as_ref().is_some_and(|u| u.grid.is_some()))
+        })
+        .and_then(|(_, u)| u.as_ref().and_then(|u| u.grid.clone()));
+    let mut figures = vec![("fig4".to_string(), figure(&curves))];
     if let Some(g) = grid {
-        let f = Figure::single(Panel::Images(g), (640, 300));
-        files.extend(ctx.save_figure("fig4_samples", &f)?);
+        figures.push((
+            "fig4_samples".into(),
+            Figure::single(Panel::Images(g), (640, 300)),
+        ));
     }
     // Long CSV: one row per (method, epoch).
     let rows: Vec<(&MethodCurves, &EpochRecord)> = curves
@@ -448,20 +588,16 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             rows.iter().map(|(c, _)| c.method.clone()).collect(),
         )
         .i64("epoch", rows.iter().map(|(_, r)| r.epoch as i64).collect())
-        .f64("train_loss", col(&|r| r.train_loss))
-        .f64("train_recon", col(&|r| r.train_recon))
-        .f64("train_kl", col(&|r| r.train_kl))
-        .f64("test_loss", col(&|r| r.test_loss))
-        .f64("test_recon", col(&|r| r.test_recon))
-        .f64("test_kl", col(&|r| r.test_kl))
-        .f64(
-            "temperature",
-            col(&|r| r.temperature.map_or(f64::NAN, |t| t as f64)),
-        )
+        .f64("train_loss", col(&|r| r.train("loss")))
+        .f64("train_recon", col(&|r| r.train("recon")))
+        .f64("train_kl", col(&|r| r.train("kl")))
+        .f64("test_loss", col(&|r| r.eval("loss")))
+        .f64("test_recon", col(&|r| r.eval("recon")))
+        .f64("test_kl", col(&|r| r.eval("kl")))
+        .f64("temperature", col(&|r| r.eval("temperature")))
         .f64("train_seconds", col(&|r| r.train_seconds))
-        .f64("test_seconds", col(&|r| r.test_seconds))
+        .f64("test_seconds", col(&|r| r.eval_seconds))
         .f64("threads", col(&|r| r.threads as f64));
-    files.push(ctx.write_table("fig4", &table)?);
     let summary: Vec<MethodSummary> = curves
         .iter()
         .map(|c| {
@@ -470,8 +606,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
                 method: c.method.clone(),
                 epochs_done: c.epochs.len(),
                 epochs: c.config.epochs,
-                final_test_loss: c.epochs.last().map(|r| r.test_loss),
-                best_test_loss: c.epochs.iter().map(|r| r.test_loss).min_by(f64::total_cmp),
+                final_test_loss: c.epochs.last().map(|r| r.eval("loss")),
+                best_test_loss: c
+                    .epochs
+                    .iter()
+                    .map(|r| r.eval("loss"))
+                    .min_by(f64::total_cmp),
                 train_seconds_per_epoch: tr,
                 median_train_seconds_per_epoch: c.median_train_seconds(),
                 test_seconds_per_epoch: te,
@@ -479,26 +619,17 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
             }
         })
         .collect();
-    let readme = readme(&curves, &summary, ctx, cfg.report_only);
+    let readme = readme(&curves, &summary, ctx, report_only);
     let data_rec = Fig4Data {
         methods: curves,
         rayon_threads: rayon::current_num_threads(),
     };
-    let json = ctx.write_record(
-        "fig4",
-        "Figure 4 — discrete k-subset VAE on MNIST (Sec. 6)",
-        cfg,
-        &data_rec,
-        &summary,
-        started,
-        files.clone(),
+    Ok(Report {
+        data: serde_json::to_value(&data_rec)?,
+        summary: serde_json::to_value(&summary)?,
+        tables: vec![("fig4".into(), table)],
+        figures,
         readme,
-    )?;
-    Ok(Summary {
-        experiment: "fig4".into(),
-        files: std::iter::once(json)
-            .chain(files.iter().map(|f| ctx.path(f)))
-            .collect(),
         lines: summary
             .iter()
             .map(|s| {

@@ -1,25 +1,29 @@
-//! The paper's experiments, one module per figure or table.
+//! The paper's experiments, one module per figure or table, on one framework.
 //!
 //! # How to add an experiment
 //!
-//! An experiment is a module `src/experiments/<name>.rs` exposing
+//! Write one module `src/experiments/<name>.rs` with a unit type `pub struct Name;` that
+//! implements [`Experiment`]:
 //!
-//! * `Args` — a `clap::Args` struct of overrides (`Option<_>` fields, so that the
-//!   profile can choose defaults), with doc comments (they are the `--help` text);
-//! * `Config` — the resolved configuration (`serde::Serialize`), built by
-//!   `Args::resolve(&self, Profile) -> anyhow::Result<Config>` (quick vs full defaults,
-//!   validation with clear messages);
-//! * `run(&Config, &RunContext) -> anyhow::Result<Summary>` — does the work (progress bars
-//!   from [`RunContext::progress`], per-repetition seeds from [`derive_seed`]) and writes
-//!   `<name>.json` ([`RunContext::write_record`]), `<name>[_part].csv`
-//!   ([`RunContext::write_table`]) and `<name>.png`/`.svg` ([`RunContext::save_figure`]).
+//! * `Args` — a `clap::Args` struct of overrides (`Option<_>` fields, so that the profile
+//!   chooses the defaults; their doc comments are the `--help` text), and `Config`, the
+//!   resolved configuration (serde), built by [`Experiment::resolve`] (quick vs full
+//!   defaults, validation with clear messages);
+//! * [`Experiment::units`] — the grid of independent runs (one per method, setting or
+//!   seed); each unit's result (`Unit`, serde) is computed by [`Experiment::compute`]
+//!   (per-repetition seeds from [`derive_seed`], training through [`crate::train`]) and
+//!   saved in the run folder, so that `--shard i/N` can split the grid over processes;
+//! * [`Experiment::report`] — turns the units' results into a [`Report`]: the JSON
+//!   record's data and summary, CSV tables, figures, console lines and the Markdown
+//!   section of `figures/README.md` (the paper's numbers beside ours).
 //!
-//! Then add it to `src/main.rs`: one `Command` variant `Name(name::Args)`, one match arm
-//! (`Command::Name(a) => run_one(&ctx, || name::run(&a.resolve(ctx.profile)?, &ctx))`), and,
-//! if it belongs there, one line in `run_all`. The record's `readme` field (Markdown: the
-//! paper's numbers beside ours) becomes a section of `figures/README.md`, which
-//! [`write_readme`] regenerates from the JSON files present; list the experiment in
-//! [`README_ORDER`] to place it.
+//! Then register it: `pub mod name;` here, one `Command` variant `Name(name::Args)` and
+//! one match arm `Command::Name(a) => run_cli::<name::Name>(&a, &ctx)` in `src/main.rs`,
+//! and one line `one::<name::Name>(ctx, &mut each)?` in [`run_all`] (with its name in
+//! [`ALL`]). The generic [`run`] does the rest: it runs the units (all, a shard, or none with
+//! `--report-only`), writes `<name>.json`, `<table>.csv`, `<figure>.png`/`.svg`, and
+//! regenerates `README.md` in the output folder. `tests/framework.rs` holds a complete
+//! toy experiment written this way.
 
 pub mod fidelity;
 pub mod fig2;
@@ -28,217 +32,259 @@ pub mod fig4;
 
 use crate::output::{RunRecord, Table};
 use crate::plot::Figure;
-use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Run profile: `quick` (the default; minutes on a laptop, same protocol with fewer
-/// repetitions/steps) or `full` (the paper's protocol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// Fewer repetitions/steps, same protocol.
-    #[default]
-    Quick,
-    /// The paper's protocol.
-    Full,
-}
+pub use crate::run::{
+    check_replaces, default_out, derive_seed, Profile, RunContext, Shard, Summary,
+};
+pub use crate::stats::{linspace, mean_std};
 
-impl Profile {
-    /// `quick` or `full`.
-    pub fn pick<T>(self, quick: T, full: T) -> T {
-        match self {
-            Profile::Quick => quick,
-            Profile::Full => full,
-        }
-    }
-}
-
-impl std::fmt::Display for Profile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Profile::Quick => "quick",
-            Profile::Full => "full",
-        })
-    }
-}
-
-/// Where and how an experiment runs: output folder, profile, seed, command line.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    /// Output folder (created if needed).
-    pub out_dir: PathBuf,
-    /// Profile.
-    pub profile: Profile,
-    /// Base seed.
-    pub seed: u64,
-    /// Requested rayon threads (informational; the pool is set up by the caller).
-    pub threads: Option<usize>,
-    /// The command line, recorded in the JSON and in `figures/README.md`.
-    pub command: String,
-    /// Show progress bars (on stderr).
-    pub progress: bool,
-}
-
-impl RunContext {
-    /// A context for notebooks and tests: quick profile, seed 0, no progress bars.
-    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            out_dir: out_dir.into(),
-            profile: Profile::Quick,
-            seed: 0,
-            threads: None,
-            command: "(library call)".into(),
-            progress: false,
-        }
-    }
-    /// Sets the profile.
-    pub fn profile(mut self, p: Profile) -> Self {
-        self.profile = p;
-        self
-    }
-    /// Sets the seed.
-    pub fn seed(mut self, s: u64) -> Self {
-        self.seed = s;
-        self
-    }
-
-    /// A progress bar of `len` steps (hidden when progress is off or stderr is not a
-    /// terminal).
-    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let pb = ProgressBar::new(len);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg:>24} [{bar:40.cyan/blue}] {pos}/{len} ({elapsed}, eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(what.to_string());
-        pb
-    }
-
-    /// `out_dir/name`.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.out_dir.join(name)
-    }
-
-    /// Writes `<name>.csv` with polars; returns the file name.
-    pub fn write_table(&self, name: &str, table: &Table) -> Result<String> {
-        let file = format!("{name}.csv");
-        table.write_csv(&self.path(&file))?;
-        Ok(file)
-    }
-
-    /// Writes `<stem>.png` and `<stem>.svg`; returns the file names.
-    pub fn save_figure(&self, stem: &str, fig: &Figure) -> Result<Vec<String>> {
-        fig.save(&self.out_dir, stem)?;
-        Ok(vec![format!("{stem}.png"), format!("{stem}.svg")])
-    }
-
-    /// Builds and writes `<experiment>.json`, then regenerates `figures/README.md` in
-    /// the output folder.
-    #[allow(clippy::too_many_arguments)]
-    pub fn write_record<C: Serialize, D: Serialize, S: Serialize>(
-        &self,
-        experiment: &str,
-        title: &str,
-        config: C,
-        data: D,
-        summary: S,
-        started: Instant,
-        mut files: Vec<String>,
-        readme: String,
-    ) -> Result<PathBuf> {
-        let file = format!("{experiment}.json");
-        files.insert(0, file.clone());
-        let rec = RunRecord {
-            experiment: experiment.into(),
-            title: title.into(),
-            command: self.command.clone(),
-            profile: self.profile,
-            seed: self.seed,
-            threads: self.threads,
-            config,
-            data,
-            summary,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-            crate_version: env!("CARGO_PKG_VERSION").into(),
-            files,
-            readme,
-        };
-        let path = self.path(&file);
-        crate::output::write_json(&path, &rec)?;
-        write_readme(&self.out_dir)?;
-        Ok(path)
-    }
-}
-
-/// The default output folder of a profile: `figures/` for the paper's protocol,
-/// `figures/quick/` for quick runs, so that a quick run never replaces the committed
-/// full-protocol results.
-pub fn default_out(profile: Profile) -> PathBuf {
-    match profile {
-        Profile::Full => PathBuf::from("figures"),
-        Profile::Quick => PathBuf::from("figures/quick"),
-    }
-}
-
-/// Refuses (before anything is written) a run of `experiment` in `profile` that would
-/// replace a record of a stronger protocol in `out_dir` (a full-protocol
-/// `<experiment>.json`, replaced by a quick run), unless `overwrite`.
-pub fn check_replaces(
-    out_dir: &Path,
-    experiment: &str,
-    profile: Profile,
-    overwrite: bool,
-) -> Result<()> {
-    let path = out_dir.join(format!("{experiment}.json"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let existing = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["profile"].as_str().map(str::to_owned));
-    if existing.as_deref() == Some("full") && profile == Profile::Quick && !overwrite {
-        anyhow::bail!(
-            "{} holds a full-protocol record; a {profile} run would replace it and its \
-             figures. Write elsewhere (the quick default is figures/quick/, or --out DIR), \
-             run with --full, or pass --overwrite to replace it",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// What a run returns: the files written and a few lines for the console.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    /// Experiment name.
-    pub experiment: String,
-    /// Files written (paths).
-    pub files: Vec<PathBuf>,
-    /// Headline numbers, one per line.
+/// What a report produces; [`run`] writes it.
+#[derive(Default)]
+pub struct Report {
+    /// The record's per-step / per-epoch values.
+    pub data: serde_json::Value,
+    /// The record's headline numbers.
+    pub summary: serde_json::Value,
+    /// `(stem, table)`: written as `<stem>.csv` (polars).
+    pub tables: Vec<(String, Table)>,
+    /// `(stem, figure)`: written as `<stem>.png` and `<stem>.svg`.
+    pub figures: Vec<(String, Figure)>,
+    /// The Markdown section of `figures/README.md`.
+    pub readme: String,
+    /// Headline numbers for the console, one per line.
     pub lines: Vec<String>,
 }
 
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "== {} ==", self.experiment)?;
-        for l in &self.lines {
-            writeln!(f, "  {l}")?;
-        }
-        for p in &self.files {
-            writeln!(f, "  wrote {}", p.display())?;
-        }
-        Ok(())
+/// One experiment of the paper (see the module documentation).
+pub trait Experiment {
+    /// Name: the CLI command and the stem of its files (`fig3`).
+    const NAME: &'static str;
+    /// Title of its `figures/README.md` section.
+    const TITLE: &'static str;
+    /// The data sets it needs (names in [`crate::data::DATASETS`]).
+    const DATA: &'static [&'static str] = &[];
+    /// Command-line overrides.
+    type Args: clap::Args + Default + Clone + std::fmt::Debug;
+    /// The resolved configuration.
+    type Config: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Sync;
+    /// The result of one unit of the grid.
+    type Unit: Serialize + DeserializeOwned + Send;
+
+    /// The configuration of `args` for `profile`.
+    fn resolve(args: &Self::Args, profile: Profile) -> Result<Self::Config>;
+    /// The grid: one name per independent unit (default: a single unit, `all`).
+    fn units(_cfg: &Self::Config) -> Vec<String> {
+        vec!["all".into()]
     }
+    /// Whether units may run in parallel (rayon; results do not depend on it).
+    const PARALLEL_UNITS: bool = false;
+    /// Computes one unit.
+    fn compute(cfg: &Self::Config, unit: &str, ctx: &RunContext) -> Result<Self::Unit>;
+    /// How far an unfinished unit got (for `--report-only`; e.g. a training run's
+    /// epochs so far from its checkpoint). Default: nothing.
+    fn partial(_cfg: &Self::Config, _unit: &str, _ctx: &RunContext) -> Result<Option<Self::Unit>> {
+        Ok(None)
+    }
+    /// The figures, tables and numbers from the units' results (`None`: not finished).
+    fn report(
+        cfg: &Self::Config,
+        units: &[(String, Option<Self::Unit>)],
+        ctx: &RunContext,
+    ) -> Result<Report>;
 }
+
+/// A finished unit as saved in the run folder.
+#[derive(Serialize, Deserialize)]
+struct UnitFile<C, U> {
+    experiment: String,
+    unit: String,
+    seed: u64,
+    config: C,
+    result: U,
+}
+
+/// The file of a unit's result: `<run dir>/units/<unit>.json` (`/` in a unit name
+/// becomes `__`).
+pub fn unit_path(ctx: &RunContext, experiment: &str, unit: &str) -> PathBuf {
+    ctx.run_dir_of(experiment)
+        .join("units")
+        .join(format!("{}.json", unit.replace('/', "__")))
+}
+
+fn load_unit<E: Experiment>(
+    cfg: &E::Config,
+    unit: &str,
+    ctx: &RunContext,
+) -> Result<Option<E::Unit>> {
+    let path = unit_path(ctx, E::NAME, unit);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let f: UnitFile<serde_json::Value, E::Unit> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a finished unit of {}", path.display(), E::NAME))?;
+    if f.config != serde_json::to_value(cfg)? || f.seed != ctx.seed {
+        bail!(
+            "{} was computed with another configuration or seed than this run's; delete it              or use the same flags",
+            path.display()
+        );
+    }
+    Ok(Some(f.result))
+}
+
+/// Runs experiment `E` as `ctx` says: every unit (or those of `ctx.shard`, or none with
+/// `ctx.report_only`), saving each unit's result; then, unless this is a shard, the
+/// report of every finished unit, written as `<name>.json`, CSV tables, PNG/SVG figures
+/// and a section of `README.md` in `ctx.out_dir`.
+pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> {
+    let started = Instant::now();
+    let units = E::units(cfg);
+    let mine: Vec<usize> = (0..units.len())
+        .filter(|&u| ctx.shard.is_none_or(|s| s.contains(u)))
+        .collect();
+    let mut results: Vec<Option<E::Unit>> = (0..units.len()).map(|_| None).collect();
+    if !ctx.report_only {
+        let compute = |u: usize| -> Result<(usize, E::Unit)> {
+            let path = unit_path(ctx, E::NAME, &units[u]);
+            if ctx.fresh && path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+            let r = E::compute(cfg, &units[u], ctx)
+                .with_context(|| format!("{} unit {}", E::NAME, units[u]))?;
+            let file = UnitFile {
+                experiment: E::NAME.into(),
+                unit: units[u].clone(),
+                seed: ctx.seed,
+                config: cfg,
+                result: &r,
+            };
+            crate::output::write_json(&path, &file)?;
+            Ok((u, r))
+        };
+        let done: Vec<(usize, E::Unit)> = if E::PARALLEL_UNITS {
+            use rayon::prelude::*;
+            mine.par_iter()
+                .map(|&u| compute(u))
+                .collect::<Result<_>>()?
+        } else {
+            mine.iter().map(|&u| compute(u)).collect::<Result<_>>()?
+        };
+        for (u, r) in done {
+            results[u] = Some(r);
+        }
+    }
+    if let (Some(shard), false) = (ctx.shard, ctx.report_only) {
+        return Ok(Summary {
+            experiment: E::NAME.into(),
+            files: Vec::new(),
+            lines: vec![format!(
+                "shard {shard}: computed {} of the {} units into {}; merge the finished                  units with `{} --report-only`",
+                mine.len(),
+                units.len(),
+                ctx.run_dir_of(E::NAME).join("units").display(),
+                E::NAME
+            )],
+        });
+    }
+    if ctx.report_only {
+        for (u, name) in units.iter().enumerate() {
+            results[u] = match load_unit::<E>(cfg, name, ctx)? {
+                Some(r) => Some(r),
+                None => E::partial(cfg, name, ctx)?,
+            };
+        }
+    }
+    let finished = results.iter().filter(|r| r.is_some()).count();
+    let pairs: Vec<(String, Option<E::Unit>)> = units.into_iter().zip(results).collect();
+    let report = E::report(cfg, &pairs, ctx)?;
+    let mut files = Vec::new();
+    for (stem, fig) in &report.figures {
+        fig.save(&ctx.out_dir, stem)?;
+        files.extend([format!("{stem}.png"), format!("{stem}.svg")]);
+    }
+    for (stem, table) in &report.tables {
+        let file = format!("{stem}.csv");
+        table.write_csv(&ctx.path(&file))?;
+        files.push(file);
+    }
+    let json = format!("{}.json", E::NAME);
+    files.insert(0, json.clone());
+    let rec = RunRecord {
+        experiment: E::NAME.into(),
+        title: E::TITLE.into(),
+        command: ctx.command.clone(),
+        profile: ctx.profile,
+        seed: ctx.seed,
+        threads: ctx.threads,
+        config: cfg,
+        data: &report.data,
+        summary: &report.summary,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        files: files.clone(),
+        readme: report.readme.clone(),
+    };
+    crate::output::write_json(&ctx.path(&json), &rec)?;
+    write_readme(&ctx.out_dir)?;
+    let mut lines = report.lines;
+    if finished < pairs.len() {
+        lines.push(format!(
+            "{} of {} units finished (report-only merges what the run folder holds)",
+            finished,
+            pairs.len()
+        ));
+    }
+    Ok(Summary {
+        experiment: E::NAME.into(),
+        files: files.iter().map(|f| ctx.path(f)).collect(),
+        lines,
+    })
+}
+
+/// Resolves `args` for `ctx.profile` and [`run`]s `E`.
+pub fn run_with_args<E: Experiment>(args: &E::Args, ctx: &RunContext) -> Result<Summary> {
+    run::<E>(&E::resolve(args, ctx.profile)?, ctx)
+}
+
+/// Every experiment with its default arguments, in the order of `figures/README.md`;
+/// one whose data set is missing is skipped with the message that says where it looked.
+/// `each` sees every experiment's summary and the instant it started.
+pub fn run_all(
+    ctx: &RunContext,
+    overwrite: bool,
+    mut each: impl FnMut(Result<Summary>, Instant) -> Result<()>,
+) -> Result<()> {
+    fn one<E: Experiment>(
+        ctx: &RunContext,
+        each: &mut dyn FnMut(Result<Summary>, Instant) -> Result<()>,
+    ) -> Result<()> {
+        for name in E::DATA {
+            let ds = crate::data::dataset(name)?;
+            if let Err(e) = ds.locate(None) {
+                println!("== {} == skipped: {e}", E::NAME);
+                return Ok(());
+            }
+        }
+        let started = Instant::now();
+        each(run_with_args::<E>(&E::Args::default(), ctx), started)
+    }
+    for name in ALL {
+        check_replaces(&ctx.out_dir, name, ctx.profile, overwrite)?;
+    }
+    one::<fig2::Fig2>(ctx, &mut each)?;
+    one::<fig3::Fig3>(ctx, &mut each)?;
+    one::<fidelity::Fidelity>(ctx, &mut each)?;
+    one::<fig4::Fig4>(ctx, &mut each)?;
+    Ok(())
+}
+
+/// The experiments [`run_all`] runs.
+pub const ALL: &[&str] = &["fig2", "fig3", "fidelity", "fig4"];
 
 /// Order of sections in `figures/README.md`; records not listed follow alphabetically.
 pub const README_ORDER: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1", "table2"];
@@ -262,6 +308,19 @@ pub fn write_readme(dir: &Path) -> Result<()> {
         };
         records.push((name.to_string(), v));
     }
+    // A folder holding paper-protocol records shows only those: a quick record written
+    // there with --overwrite never stands in the README beside the paper's numbers.
+    let skipped: Vec<String> = if records.iter().any(|(_, v)| v["profile"] == "full") {
+        let quick: Vec<String> = records
+            .iter()
+            .filter(|(_, v)| v["profile"] != "full")
+            .map(|(n, _)| n.clone())
+            .collect();
+        records.retain(|(_, v)| v["profile"] == "full");
+        quick
+    } else {
+        Vec::new()
+    };
     records.sort_by_key(|(n, _)| {
         (
             README_ORDER
@@ -312,45 +371,14 @@ pub fn write_readme(dir: &Path) -> Result<()> {
             md.push_str(&format!("Files: {}.\n\n", list.join(", ")));
         }
     }
+    if !skipped.is_empty() {
+        md.push_str(&format!(
+            "*Not shown: the quick-profile records of {} in this folder (only full-protocol \
+             records are listed here).*\n",
+            skipped.join(", ")
+        ));
+    }
     crate::output::write_atomic(&dir.join("README.md"), md.as_bytes())
-}
-
-/// A seed for repetition `rep` of stream `tag`, derived from `base` (SplitMix64): the
-/// same for any number of threads.
-pub fn derive_seed(base: u64, tag: &str, rep: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in tag.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = base
-        .wrapping_add(h)
-        .wrapping_add(rep.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// `n` evenly spaced values from `start` to `stop` inclusive (numpy's `linspace`).
-pub fn linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
-    match n {
-        0 => vec![],
-        1 => vec![start],
-        _ => (0..n)
-            .map(|i| start + (stop - start) * i as f64 / (n - 1) as f64)
-            .collect(),
-    }
-}
-
-/// Mean and population standard deviation (ddof = 0) of the finite values; NaN if none.
-pub fn mean_std(v: impl IntoIterator<Item = f64>) -> (f64, f64) {
-    let v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
-    (m, var.sqrt())
 }
 
 /// A linspace given on the command line as `START,STOP,N`.
@@ -424,70 +452,14 @@ pub fn positive_usize(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// Kolmogorov–Smirnov distance `sup |F_n − F|` between the empirical CDF of `samples`
-/// and the CDF `cdf`, with the asymptotic p-value.
-pub fn ks_test(samples: &[f64], cdf: impl Fn(f64) -> f64) -> (f64, f64) {
-    let mut s: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
-    s.sort_by(f64::total_cmp);
-    let n = s.len() as f64;
-    let mut d: f64 = 0.0;
-    for (i, &x) in s.iter().enumerate() {
-        let f = cdf(x);
-        d = d.max((i as f64 + 1.0) / n - f).max(f - i as f64 / n);
-    }
-    (d, kolmogorov_p(d, s.len()))
-}
-
-/// Asymptotic p-value of the KS statistic `d` for `n` samples (Stephens' correction).
-pub fn kolmogorov_p(d: f64, n: usize) -> f64 {
-    let sn = (n as f64).sqrt();
-    let l = (sn + 0.12 + 0.11 / sn) * d;
-    if l < 0.2 {
-        return 1.0;
-    }
-    let mut sum = 0.0;
-    for j in 1..=100 {
-        let j = j as f64;
-        let term = 2.0 * (-1f64).powf(j - 1.0) * (-2.0 * j * j * l * l).exp();
-        sum += term;
-        if term.abs() < 1e-12 {
-            break;
-        }
-    }
-    sum.clamp(0.0, 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn linspace_matches_numpy() {
-        assert_eq!(linspace(0.5, 1.0, 5), vec![0.5, 0.625, 0.75, 0.875, 1.0]);
-        assert_eq!(linspace(0.5, 3.0, 6), vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
-    }
 
     #[test]
     fn linspace_parses() {
         let l: Linspace = "0.5,1,5".parse().unwrap();
         assert_eq!(l.values().len(), 5);
         assert!("0.5,1".parse::<Linspace>().is_err());
-    }
-
-    #[test]
-    fn ks_of_uniform_grid_is_small() {
-        let s: Vec<f64> = (0..1000).map(|i| (i as f64 + 0.5) / 1000.0).collect();
-        let (d, p) = ks_test(&s, |x| x.clamp(0.0, 1.0));
-        assert!(d <= 0.0005 + 1e-12, "{d}");
-        assert!(p > 0.99);
-        let (d, p) = ks_test(&s, |x| (x * x).clamp(0.0, 1.0));
-        assert!(d > 0.2 && p < 1e-6);
-    }
-
-    #[test]
-    fn seeds_differ_by_rep_and_tag() {
-        assert_ne!(derive_seed(0, "a", 0), derive_seed(0, "a", 1));
-        assert_ne!(derive_seed(0, "a", 0), derive_seed(0, "b", 0));
-        assert_eq!(derive_seed(3, "a", 7), derive_seed(3, "a", 7));
     }
 }

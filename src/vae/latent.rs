@@ -1,9 +1,9 @@
 //! The discrete latent layer of each method: logits `(B, 20, 20)` → latent `(B, 20, 20)`.
 
 use super::model::{BLOCKS, CATS};
+use crate::spec::{Built, EstimatorSpec, NoiseSpec, TargetSpec};
 use dfdx::prelude::*;
 use imle::prelude::*;
-use imle::target::AdaptiveLambda;
 use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,55 @@ impl Method {
         Method::ImleTwoSided,
         Method::ImleSogOfficialRate,
     ];
+
+    /// The estimator of the method with hyper-parameters `cfg`: PID target (λ) with the
+    /// gradient divided by λ, SoG(κ = k, τ, s) or Gumbel(0, 1) noise, S = 1.
+    pub fn spec(self, cfg: &LatentConfig) -> EstimatorSpec {
+        let imle = |target, noise, two_sided| EstimatorSpec::Imle {
+            target,
+            noise,
+            samples: 1,
+            temperature: 1.0,
+            scale_by_lambda: true,
+            two_sided,
+        };
+        let pid = TargetSpec::Pid { lambda: cfg.lambda };
+        let gumbel = NoiseSpec::Gumbel { scale: 1.0 };
+        match self {
+            Method::ImleSog => imle(pid, cfg.sog(), false),
+            Method::ImleGumbel => imle(pid, gumbel, false),
+            Method::ImleTwoSided => imle(pid, cfg.sog(), true),
+            Method::Aimle => imle(
+                TargetSpec::Adaptive {
+                    beta0: cfg.aimle_beta0,
+                    target_nonzero: cfg.aimle_target_nonzero,
+                },
+                cfg.sog(),
+                false,
+            ),
+            Method::SteSog => EstimatorSpec::Ste {
+                noise: cfg.sog(),
+                temperature: 1.0,
+            },
+            Method::SteGumbel => EstimatorSpec::Ste {
+                noise: gumbel,
+                temperature: 1.0,
+            },
+            Method::Gsmt => EstimatorSpec::GumbelSoftmax {
+                temperature: cfg.gs_init_temperature,
+                hard: false,
+            },
+            Method::ImleSogOfficialRate => imle(
+                pid,
+                NoiseSpec::OfficialRateSog {
+                    kappa: cfg.k as f64,
+                    tau: cfg.sog_tau,
+                    s: cfg.sog_s,
+                },
+                false,
+            ),
+        }
+    }
 
     /// The command-line / file name of the method.
     pub fn name(self) -> &'static str {
@@ -145,8 +194,12 @@ impl LatentConfig {
         tau
     }
 
-    fn sog(&self) -> imle::Result<Noise> {
-        Noise::sum_of_gamma(self.k as f64, self.sog_tau, self.sog_s)
+    fn sog(&self) -> NoiseSpec {
+        NoiseSpec::SumOfGamma {
+            kappa: self.k as f64,
+            tau: self.sog_tau,
+            s: self.sog_s,
+        }
     }
 }
 
@@ -164,30 +217,29 @@ pub enum Latent {
 }
 
 impl Latent {
-    /// The layer of `method` with hyper-parameters `cfg`.
-    pub fn new(method: Method, cfg: &LatentConfig) -> imle::Result<Self> {
-        let topk = TopK::new(cfg.k);
-        let pid = |noise| -> imle::Result<Imle<TopK>> {
-            Ok(Imle::new(topk, Target::pid(cfg.lambda)?, noise).scale_by_lambda(true))
-        };
-        Ok(match method {
-            Method::ImleSog => Latent::Imle(pid(cfg.sog()?)?),
-            Method::ImleGumbel => Latent::Imle(pid(Noise::gumbel(1.0)?)?),
-            Method::ImleTwoSided => Latent::Imle(pid(cfg.sog()?)?.two_sided(true)),
-            Method::Aimle => {
-                let target = Target::adaptive(AdaptiveLambda::new(
-                    cfg.aimle_beta0,
-                    cfg.aimle_target_nonzero,
-                )?);
-                Latent::Imle(Imle::new(topk, target, cfg.sog()?).scale_by_lambda(true))
-            }
-            Method::SteSog => Latent::Ste(Ste::new(topk, cfg.sog()?)),
-            Method::SteGumbel => Latent::Ste(Ste::new(topk, Noise::gumbel(1.0)?)),
-            Method::Gsmt => Latent::GumbelSoftmax(GumbelSoftmax::new(cfg.gs_init_temperature)?),
-            Method::ImleSogOfficialRate => Latent::Imle(pid(Noise::custom(
-                "official rate-form SoG",
-                OfficialRateSog::new(cfg.k as f64, cfg.sog_tau, cfg.sog_s)?,
-            ))?),
+    /// The layer of `method` with hyper-parameters `cfg` (built from
+    /// [`Method::spec`]).
+    pub fn new(method: Method, cfg: &LatentConfig) -> anyhow::Result<Self> {
+        Self::with_spec(method, cfg, None)
+    }
+
+    /// The layer of `method` with its estimator replaced by `spec` (if any): I-MLE, STE
+    /// (top-k of the method's subset size) or Gumbel-softmax.
+    pub fn with_spec(
+        method: Method,
+        cfg: &LatentConfig,
+        spec: Option<&EstimatorSpec>,
+    ) -> anyhow::Result<Self> {
+        let k = method.subset_size(cfg.k);
+        let spec = spec.cloned().unwrap_or_else(|| method.spec(cfg));
+        Ok(match spec.build(TopK::new(k), k)? {
+            Built::Imle(op) => Latent::Imle(op),
+            Built::Ste(op) => Latent::Ste(op),
+            Built::GumbelSoftmax(op) => Latent::GumbelSoftmax(op),
+            _ => anyhow::bail!(
+                "the VAE's latent layer takes an imle, ste or gumbel-softmax estimator, not {}",
+                spec.kind()
+            ),
         })
     }
 
@@ -210,6 +262,29 @@ impl Latent {
             },
             _ => None,
         }
+    }
+
+    /// The estimator's seed, call counter and AIMLE state, for checkpoints.
+    pub fn state(&self) -> crate::train::EstimatorState {
+        use crate::train::EstimatorState;
+        match self {
+            Latent::Imle(op) => EstimatorState::of(op, self.adaptive_state()),
+            Latent::Ste(op) => EstimatorState::of(op, None),
+            Latent::GumbelSoftmax(op) => EstimatorState::of(op, None),
+        }
+    }
+
+    /// Restores [`Latent::state`].
+    pub fn restore(&mut self, s: &crate::train::EstimatorState) -> imle::Result<()> {
+        match self {
+            Latent::Imle(op) => s.restore_into(op),
+            Latent::Ste(op) => s.restore_into(op),
+            Latent::GumbelSoftmax(op) => s.restore_into(op),
+        }
+        if let Some((beta, running)) = s.adaptive {
+            self.restore_adaptive_state(beta, running)?;
+        }
+        Ok(())
     }
 
     /// The error of the last failed backward pass of the estimator.

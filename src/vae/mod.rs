@@ -12,7 +12,7 @@
 //!   `q = softmax(θ_block)`: the KL between each block's categorical and the uniform
 //!   distribution, also for the 10-subset (as in the official code).
 //! * **Optimiser.** Adam, lr 1e-3, β = (0.9, 0.999), ε = 1e-7 (Keras' default), batch 100,
-//!   100 epochs; our own [`adam::Adam`] (dfdx's arithmetic, checkpointable state).
+//!   100 epochs; [`crate::train::Optimiser`] (dfdx's arithmetic, checkpointable state).
 //! * **I-MLE** (`imle-sog`): PID target θ' = θ − λ·∂L/∂z with λ = 10, SoG(κ = 10, τ = 10,
 //!   s = 10) noise reused for the target, S = 1 sample, gradient (z − z')/λ.
 //!   `imle-gumbel` uses Gumbel(0, 1) noise instead. Our SoG is Eq. 13 with Gamma *scale*
@@ -30,13 +30,13 @@
 //!   derived from it, so a run resumed from a checkpoint is identical to an uninterrupted
 //!   one (AIMLE included: its β and running fraction are checkpointed).
 
-pub mod adam;
 pub mod device;
 pub mod latent;
 pub mod model;
 pub mod train;
 
+pub use crate::train::EpochRecord;
 pub use device::Backend;
 pub use latent::{Latent, LatentConfig, Method};
 pub use model::{build, vae_loss, vae_loss_f64, VaeModel};
-pub use train::{EpochRecord, Trainer, VaeConfig};
+pub use train::{Vae, VaeConfig};

@@ -1,19 +1,19 @@
-//! Training loop, evaluation and resumable checkpoints of the discrete VAE.
+//! The discrete VAE as a [`Learner`]: its steps, evaluation and checkpoint state; the
+//! loop, seeds, checkpoints and resume are [`crate::train`]'s.
 
-use super::adam::{Adam, AdamHyper, AdamState};
 use super::device::{self, Backend, Passes};
 use super::latent::{Blocks, Latent, LatentConfig, Method};
-use super::model::{self, params, params_mut, vae_loss, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
+use super::model::{self, vae_loss, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
 use crate::data::mnist::MnistSplit;
+use crate::run::{stream_seed, tag_seed};
+use crate::train::{
+    tags, AdamHyper, Checkpoint, EpochRecord, Learner, Metrics, Optimiser, OptimiserConfig,
+    RunStamp, Step, Trainer,
+};
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
 
 /// Everything that defines a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,10 @@ pub struct VaeConfig {
     pub train_subset: Option<usize>,
     /// Use only the first `n` test images (None: all 10,000).
     pub test_subset: Option<usize>,
+    /// The latent layer's estimator, replacing the method's ([`Method::spec`]); `fig4
+    /// --spec METHOD=SPEC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec::EstimatorSpec>,
 }
 
 impl VaeConfig {
@@ -48,6 +52,7 @@ impl VaeConfig {
             seed: 0,
             train_subset: None,
             test_subset: None,
+            spec: None,
         }
     }
 
@@ -57,40 +62,13 @@ impl VaeConfig {
         self.without_epochs() == other.without_epochs()
     }
 
-    fn without_epochs(&self) -> Self {
+    /// The configuration without the number of epochs (what identifies a run).
+    pub fn without_epochs(&self) -> Self {
         Self {
             epochs: 0,
             ..self.clone()
         }
     }
-}
-
-/// The losses and timings of one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Epoch number, from 1.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches.
-    pub train_loss: f64,
-    /// Its reconstruction (BCE) part.
-    pub train_recon: f64,
-    /// Its KL part.
-    pub train_kl: f64,
-    /// Test loss after the epoch (mean over test batches, noisy samples).
-    pub test_loss: f64,
-    /// Its reconstruction part.
-    pub test_recon: f64,
-    /// Its KL part.
-    pub test_kl: f64,
-    /// Gumbel-softmax temperature used in the epoch (None for the other methods).
-    pub temperature: Option<f32>,
-    /// Seconds spent training (excludes the test pass).
-    pub train_seconds: f64,
-    /// Seconds spent on the test pass.
-    pub test_seconds: f64,
-    /// Rayon threads the epoch ran on (0: not recorded, checkpoints of older versions).
-    #[serde(default)]
-    pub threads: usize,
 }
 
 /// Mean loss parts over batches.
@@ -105,6 +83,15 @@ pub struct LossParts {
 }
 
 impl LossParts {
+    /// The parts as named metrics (`loss`, `recon`, `kl`).
+    pub fn metrics(&self) -> Metrics {
+        Metrics::from([
+            ("loss".to_string(), self.loss),
+            ("recon".to_string(), self.recon),
+            ("kl".to_string(), self.kl),
+        ])
+    }
+
     /// The mean of per-batch parts (summed in order, then divided).
     fn mean(parts: &[LossParts]) -> LossParts {
         let k = parts.len() as f64;
@@ -117,33 +104,14 @@ impl LossParts {
     }
 }
 
-/// SplitMix64 mix of a seed and a stream tag.
-pub fn mix(seed: u64, tag: u64) -> u64 {
-    let mut z = seed ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x6A09_E667_F3BC_C909);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-const TAG_INIT: u64 = 1;
-const TAG_SHUFFLE: u64 = 2;
-const TAG_TRAIN: u64 = 3;
-const TAG_TEST: u64 = 4;
-
-/// Seed of a stream `tag`, epoch `epoch` (from 1), item `i`.
-fn seed_of(run: u64, tag: u64, epoch: usize, i: usize) -> u64 {
-    mix(mix(mix(run, tag), epoch as u64), i as u64)
-}
-
 /// A discrete VAE being trained.
-pub struct Trainer {
+pub struct Vae {
     /// The run's configuration.
     pub cfg: VaeConfig,
     /// The model.
     pub model: VaeModel,
-    /// The optimiser.
-    pub adam: Adam,
+    /// The optimiser (Adam).
+    pub optimiser: Optimiser,
     /// The latent layer.
     pub latent: Latent,
     /// One record per finished epoch.
@@ -153,7 +121,7 @@ pub struct Trainer {
     passes: Option<Box<dyn Passes>>,
 }
 
-impl Trainer {
+impl Vae {
     /// A fresh model and optimiser for `cfg`, on the host.
     pub fn new(cfg: VaeConfig) -> Result<Self> {
         Self::with_backend(cfg, Backend::Cpu)
@@ -166,13 +134,13 @@ impl Trainer {
             bail!("the batch size must be at least 1");
         }
         let dev = Cpu::default();
-        let model = model::build(&dev, mix(cfg.seed, TAG_INIT));
-        let adam = Adam::new(&model, cfg.adam);
-        let latent = Latent::new(cfg.method, &cfg.latent)?;
+        let model = model::build(&dev, tag_seed(cfg.seed, tags::INIT));
+        let optimiser = Optimiser::new(OptimiserConfig::Adam(cfg.adam));
+        let latent = Latent::with_spec(cfg.method, &cfg.latent, cfg.spec.as_ref())?;
         Self {
             cfg,
             model,
-            adam,
+            optimiser,
             latent,
             history: Vec::new(),
             dev,
@@ -232,13 +200,25 @@ impl Trainer {
     }
 
     /// One optimisation step on a batch (row-major `(B, 784)` pixels in [0, 1]) with noise
-    /// seed `seed` and Gumbel-softmax temperature `temperature`; returns its loss parts.
+    /// seed `seed` and Gumbel-softmax temperature `temperature` at Adam's learning rate;
+    /// returns its loss parts.
     pub fn step(&mut self, x: Vec<f32>, seed: u64, temperature: f32) -> Result<LossParts> {
+        self.step_with_lr(x, seed, temperature, self.cfg.adam.lr)
+    }
+
+    /// [`Vae::step`] at learning rate `lr`.
+    pub fn step_with_lr(
+        &mut self,
+        x: Vec<f32>,
+        seed: u64,
+        temperature: f32,
+        lr: f64,
+    ) -> Result<LossParts> {
         if let Some(p) = &self.passes {
             let (parts, grads) = p.run(&self.latent, x, seed, temperature, true)?;
             let grads = grads.context("the device passes returned no gradients")?;
             let mut grads = device::host_grads(&self.model, &grads)?;
-            self.adam.update(&mut self.model, &mut grads)?;
+            self.optimiser.update(&mut self.model, &mut grads, lr)?;
             self.sync_device()?;
             return Ok(parts);
         }
@@ -259,7 +239,7 @@ impl Trainer {
                 why.unwrap_or_else(|| format!("{e:?}"))
             )
         })?;
-        self.adam.update(&mut self.model, &mut grads)?;
+        self.optimiser.update(&mut self.model, &mut grads, lr)?;
         Ok(LossParts {
             loss: value as f64,
             recon: recon as f64,
@@ -283,35 +263,6 @@ impl Trainer {
         })
     }
 
-    /// Trains epoch `epoch` (from 1) on `train`: a seeded shuffle, then batches.
-    pub fn train_epoch(&mut self, train: &MnistSplit, epoch: usize) -> Result<LossParts> {
-        let n = self
-            .cfg
-            .train_subset
-            .map_or(train.len(), |s| s.min(train.len()));
-        if n == 0 {
-            bail!("the training set is empty");
-        }
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed_of(
-            self.cfg.seed,
-            TAG_SHUFFLE,
-            epoch,
-            0,
-        )));
-        let temperature = self.temperature(epoch).unwrap_or(1.0);
-        let parts = order
-            .chunks(self.cfg.batch)
-            .enumerate()
-            .map(|(i, idx)| {
-                let seed = seed_of(self.cfg.seed, TAG_TRAIN, epoch, i);
-                self.step(train.batch_f32(idx), seed, temperature)
-                    .with_context(|| format!("epoch {epoch}, batch {i}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(LossParts::mean(&parts))
-    }
-
     /// Test loss after epoch `epoch`: the mean over batches of the per-batch mean loss,
     /// with noisy samples (as the official code).
     pub fn evaluate(&self, test: &MnistSplit, epoch: usize) -> Result<LossParts> {
@@ -328,62 +279,86 @@ impl Trainer {
             .chunks(self.cfg.batch)
             .enumerate()
             .map(|(j, b)| {
-                let seed = seed_of(self.cfg.seed, TAG_TEST, epoch, j);
+                let seed = stream_seed(self.cfg.seed, tags::EVAL, epoch, j);
                 self.batch_loss(test.batch_f32(b), seed, temperature)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(LossParts::mean(&parts))
     }
 
-    /// Trains and evaluates one more epoch and records it.
-    pub fn run_epoch(&mut self, train: &MnistSplit, test: &MnistSplit) -> Result<&EpochRecord> {
-        let epoch = self.history.len() + 1;
-        let t0 = Instant::now();
-        let tr = self.train_epoch(train, epoch)?;
-        let t1 = Instant::now();
-        let te = self.evaluate(test, epoch)?;
-        let t2 = Instant::now();
-        self.history.push(EpochRecord {
-            epoch,
-            train_loss: tr.loss,
-            train_recon: tr.recon,
-            train_kl: tr.kl,
-            test_loss: te.loss,
-            test_recon: te.recon,
-            test_kl: te.kl,
-            temperature: self.temperature(epoch),
-            train_seconds: (t1 - t0).as_secs_f64(),
-            test_seconds: (t2 - t1).as_secs_f64(),
-            threads: rayon::current_num_threads(),
-        });
-        Ok(self.history.last().expect("just pushed"))
+    /// What identifies this run in its checkpoints: the configuration without the
+    /// number of epochs, and the checksum of the images it trains and tests on.
+    pub fn stamp(&self, train: &MnistSplit, test: &MnistSplit) -> Result<RunStamp> {
+        let n =
+            |s: Option<usize>, split: &MnistSplit| s.map_or(split.len(), |s| s.min(split.len()));
+        let (a, b) = (
+            train.take(n(self.cfg.train_subset, train)),
+            test.take(n(self.cfg.test_subset, test)),
+        );
+        Ok(RunStamp {
+            experiment: "fig4".into(),
+            config: serde_json::to_value(self.cfg.without_epochs())?,
+            data: Some((
+                "mnist".into(),
+                crate::data::checksum(&[&a.images, &a.labels, &b.images, &b.labels]),
+            )),
+        })
     }
 
-    /// Trains until `cfg.epochs` epochs are done. With `run_dir`, resumes from
-    /// `run_dir/checkpoint.bin` if it exists (same config up to the number of epochs)
-    /// and writes a checkpoint after every epoch. `on_epoch` sees every new record.
+    /// The [`Trainer`] of this run: `cfg.epochs` epochs of batches of `cfg.batch`, the
+    /// run's seed, Adam's learning rate, checkpoints in `run_dir/`[`CHECKPOINT`].
+    pub fn trainer(
+        &self,
+        train: &MnistSplit,
+        test: &MnistSplit,
+        run_dir: Option<&Path>,
+    ) -> Result<Trainer> {
+        let mut t = Trainer::new(
+            self.stamp(train, test)?,
+            self.cfg.epochs,
+            self.cfg.batch,
+            self.cfg.seed,
+            self.cfg.adam.lr,
+        );
+        t.label = self.cfg.method.name().into();
+        t.checkpoint = run_dir.map(|d| d.join(CHECKPOINT));
+        Ok(t)
+    }
+
+    /// Trains until `cfg.epochs` epochs are done with [`Vae::trainer`]: with `run_dir`,
+    /// resumes from its checkpoint (the same run's only) and writes one after every
+    /// epoch. `on_epoch` sees every new record.
     pub fn fit(
         &mut self,
         train: &MnistSplit,
         test: &MnistSplit,
         run_dir: Option<&Path>,
-        mut on_epoch: impl FnMut(&EpochRecord),
+        on_epoch: impl FnMut(&EpochRecord),
     ) -> Result<()> {
-        if let Some(dir) = run_dir {
-            let ck = dir.join(CHECKPOINT);
-            if ck.exists() {
-                self.load_checkpoint(&ck)?;
-            }
+        let trainer = self.trainer(train, test, run_dir)?;
+        self.fit_with(&trainer, train, test, on_epoch)
+    }
+
+    /// Trains with a given `trainer` (progress bar, log lines, schedule of its own).
+    pub fn fit_with(
+        &mut self,
+        trainer: &Trainer,
+        train: &MnistSplit,
+        test: &MnistSplit,
+        on_epoch: impl FnMut(&EpochRecord),
+    ) -> Result<()> {
+        if let Some(dir) = trainer.checkpoint.as_ref().and_then(|p| p.parent()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        while self.history.len() < self.cfg.epochs {
-            let rec = self.run_epoch(train, test)?.clone();
-            if let Some(dir) = run_dir {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                self.save_checkpoint(&dir.join(CHECKPOINT))?;
-            }
-            on_epoch(&rec);
-        }
+        let done = std::mem::take(&mut self.history);
+        let mut learner = Fitting {
+            vae: self,
+            train,
+            test,
+        };
+        let history = trainer.fit(&mut learner, done, on_epoch)?;
+        self.history = history;
         Ok(())
     }
 
@@ -420,118 +395,58 @@ impl Trainer {
 }
 
 /// File name of the checkpoint inside a run directory.
-pub const CHECKPOINT: &str = "checkpoint.bin";
-const MAGIC: &[u8; 8] = b"IMLEVAE1";
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The metadata of a checkpoint (the tensors follow it in the file).
-///
-/// File layout: 8 magic bytes `IMLEVAE1`, the JSON length (u64 LE), this JSON, then the
-/// 12 parameter tensors, Adam's 12 first-moment and 12 second-moment buffers as f32 LE,
-/// each in [`params`] order. Written to a temporary file, synced and renamed, so a killed
-/// run leaves either the previous or the new checkpoint. Seeds are derived from (run
-/// seed, epoch, batch), so no RNG state is needed. AIMLE's β and running non-zero
-/// fraction are restored exactly.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Config of the run.
-    pub config: VaeConfig,
-    /// Finished epochs.
-    pub history: Vec<EpochRecord>,
-    /// Adam's step count.
-    pub adam_t: i32,
-    /// AIMLE's β and running non-zero fraction.
-    pub adaptive: Option<(f32, Option<f32>)>,
-    /// Number of f32 values per tensor, in file order (params, then m, then v).
-    pub lens: Vec<usize>,
+/// The VAE with its data, as the [`Trainer`] sees it.
+struct Fitting<'a> {
+    vae: &'a mut Vae,
+    train: &'a MnistSplit,
+    test: &'a MnistSplit,
 }
 
-impl Trainer {
-    /// Writes the full training state to `path` atomically.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let lens: Vec<usize> = params(&self.model).iter().map(|p| p.numel()).collect();
-        let meta = Checkpoint {
-            config: self.cfg.clone(),
-            history: self.history.clone(),
-            adam_t: self.adam.state.t,
-            adaptive: self.latent.adaptive_state(),
-            lens: lens.clone(),
-        };
-        let json = serde_json::to_vec(&meta)?;
-        let mut buf = Vec::with_capacity(16 + json.len() + 3 * 4 * lens.iter().sum::<usize>());
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        buf.extend_from_slice(&json);
-        let tensors = params(&self.model)
-            .into_iter()
-            .map(|p| p.values())
-            .chain(self.adam.state.m.iter().cloned())
-            .chain(self.adam.state.v.iter().cloned());
-        for t in tensors {
-            for v in t {
-                buf.extend_from_slice(&v.to_le_bytes());
-            }
+impl Learner for Fitting<'_> {
+    fn train_len(&self) -> usize {
+        let n = self.train.len();
+        self.vae.cfg.train_subset.map_or(n, |s| s.min(n))
+    }
+
+    fn train_step(&mut self, step: Step) -> Result<Metrics> {
+        let t = self.vae.temperature(step.epoch).unwrap_or(1.0);
+        let x = self.train.batch_f32(step.batch);
+        Ok(self.vae.step_with_lr(x, step.seed, t, step.lr)?.metrics())
+    }
+
+    fn evaluate(&mut self, epoch: usize) -> Result<Metrics> {
+        let mut m = self.vae.evaluate(self.test, epoch)?.metrics();
+        if let Some(t) = self.vae.temperature(epoch) {
+            m.insert("temperature".into(), t as f64);
         }
-        let tmp: PathBuf = path.with_extension("bin.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        Ok(m)
+    }
+
+    /// The model's 12 tensors, Adam's moments and step count, and the latent layer's
+    /// estimator state (AIMLE's β and running non-zero fraction). Its noise seeds are
+    /// derived from (run seed, epoch, batch), so its call counter is kept for form.
+    fn save(&self, ck: &mut Checkpoint) -> Result<()> {
+        ck.put_model("model", &self.vae.model);
+        ck.put_optimiser(&self.vae.optimiser);
+        ck.header.estimators = vec![self.vae.latent.state()];
         Ok(())
     }
 
-    /// Restores the training state from `path`; the checkpoint's config must equal this
-    /// trainer's up to the number of epochs.
-    pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-        let bad = || anyhow::anyhow!("{} is not a valid VAE checkpoint", path.display());
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(bad());
-        }
-        let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let json = bytes.get(16..16 + n).ok_or_else(bad)?;
-        let meta: Checkpoint = serde_json::from_slice(json).with_context(bad)?;
-        if meta.config.without_epochs() != self.cfg.without_epochs() {
+    fn load(&mut self, ck: &Checkpoint) -> Result<()> {
+        let vae = &mut *self.vae;
+        ck.take_model("model", &mut vae.model)
+            .map_err(anyhow::Error::msg)?;
+        ck.take_optimiser(&mut vae.optimiser)
+            .map_err(anyhow::Error::msg)?;
+        let [state] = ck.header.estimators.as_slice() else {
             bail!(
-                "checkpoint {} was written by another configuration ({:?}); \
-                 delete it or choose another run directory",
-                path.display(),
-                meta.config
+                "the checkpoint holds {} estimator states, not 1",
+                ck.header.estimators.len()
             );
-        }
-        let lens: Vec<usize> = params(&self.model).iter().map(|p| p.numel()).collect();
-        if meta.lens != lens {
-            return Err(bad());
-        }
-        let mut floats = bytes[16 + n..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
-        let total: usize = 3 * lens.iter().sum::<usize>();
-        if bytes.len() - 16 - n != 4 * total {
-            return Err(bad());
-        }
-        let mut take = |len: usize| -> Vec<f32> { floats.by_ref().take(len).collect() };
-        let values: Vec<Vec<f32>> = lens.iter().map(|&l| take(l)).collect();
-        let m: Vec<Vec<f32>> = lens.iter().map(|&l| take(l)).collect();
-        let v: Vec<Vec<f32>> = lens.iter().map(|&l| take(l)).collect();
-        for (p, vals) in params_mut(&mut self.model).into_iter().zip(&values) {
-            p.set(vals);
-        }
-        self.adam.state = AdamState {
-            t: meta.adam_t,
-            m,
-            v,
         };
-        if let Some((beta, running)) = meta.adaptive {
-            self.latent.restore_adaptive_state(beta, running)?;
-        }
-        self.history = meta.history;
-        self.sync_device()
+        vae.latent.restore(state)?;
+        vae.sync_device()
     }
 }

@@ -29,12 +29,17 @@
 //! **Divergence.** A run whose θ, loss or gradient becomes non-finite is stopped and
 //! counted as diverged; its later steps are excluded from the means (and reported).
 
+pub mod report;
+
+pub use report::{figure, summarise, Fig3Summary};
+
 use super::{
-    derive_seed, mean_std, non_negative_f64, positive_f64, positive_usize, Linspace, Profile,
-    RunContext, Summary,
+    non_negative_f64, positive_f64, positive_usize, Experiment, Linspace, Profile, Report,
+    RunContext,
 };
-use crate::output::Table;
-use crate::plot::{Figure, HeatMap, LineChart, Panel, Series};
+use crate::run::derive_seed;
+use crate::spec::{Built, EstimatorSpec, NoiseSpec};
+use crate::stats::mean_std;
 use anyhow::{Context, Result};
 use imle::exact::KSubset;
 use imle::prelude::*;
@@ -43,7 +48,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// How `b` is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -399,11 +403,32 @@ pub enum NoiseKind {
 }
 
 impl NoiseKind {
-    fn noise(self, cfg: &Config) -> Result<Noise> {
-        Ok(match self {
-            NoiseKind::Sog => Noise::sum_of_gamma(cfg.sog_kappa, cfg.sog_tau, cfg.sog_terms)?,
-            NoiseKind::Gumbel => Noise::gumbel(cfg.gumbel_tau)?,
-        })
+    fn spec(self, cfg: &Config) -> NoiseSpec {
+        match self {
+            NoiseKind::Sog => NoiseSpec::SumOfGamma {
+                kappa: cfg.sog_kappa,
+                tau: cfg.sog_tau,
+                s: cfg.sog_terms,
+            },
+            NoiseKind::Gumbel => NoiseSpec::Gumbel {
+                scale: cfg.gumbel_tau,
+            },
+        }
+    }
+}
+
+impl Method {
+    /// The estimator: I-MLE with the PID target and no 1/λ, STE with Gumbel(0, τ)
+    /// noise, or the score function with exact samples.
+    pub fn spec(&self, cfg: &Config) -> EstimatorSpec {
+        match self {
+            Method::Imle { lambda, noise } => EstimatorSpec::imle(*lambda as f32, noise.spec(cfg)),
+            Method::Ste => EstimatorSpec::Ste {
+                noise: NoiseKind::Gumbel.spec(cfg),
+                temperature: 1.0,
+            },
+            Method::Sfe => EstimatorSpec::Sfe { temperature: 1.0 },
+        }
     }
 }
 
@@ -414,6 +439,9 @@ pub struct RunResult {
     pub losses: Vec<f64>,
     /// The step at which θ, the loss or the gradient became non-finite.
     pub diverged_at: Option<usize>,
+    /// θ at the last recorded loss (what the final loss scores).
+    #[serde(default)]
+    pub last_theta: Vec<f32>,
 }
 
 impl RunResult {
@@ -458,31 +486,25 @@ pub fn optimise(
     let b32: Vec<f32> = p.b.iter().map(|&v| v as f32).collect();
     let grad_z =
         |z: &[f32]| -> Vec<f32> { z.iter().zip(&b32).map(|(z, b)| 2.0 * (z - b)).collect() };
-    let mut estimator: StepEstimator<'_> = match method {
-        Method::Imle { lambda, noise } => chain_rule(
-            Imle::new(topk, Target::pid(*lambda as f32)?, noise.noise(cfg)?).seed(seed),
-            n,
-            grad_z,
-        ),
-        Method::Ste => chain_rule(
-            Ste::new(topk, Noise::gumbel(cfg.gumbel_tau)?).seed(seed),
-            n,
-            grad_z,
-        ),
-        Method::Sfe => {
-            let sfe = ScoreFunction::new(k)?.seed(seed);
+    let mut estimator: StepEstimator<'_> = match method.spec(cfg).build(topk, k)? {
+        Built::Imle(op) => chain_rule(op.seed(seed), n, grad_z),
+        Built::Ste(op) => chain_rule(op.seed(seed), n, grad_z),
+        Built::Sfe(sfe) => {
+            let sfe = sfe.seed(seed);
             Box::new(move |theta: &[f32]| {
                 let z = sfe.sample_rows(theta, n)?;
                 let loss: f32 = z.iter().zip(&b32).map(|(z, b)| (z - b) * (z - b)).sum();
                 Ok(sfe.estimate_rows(theta, n, &z, &[loss])?.0)
             })
         }
+        other => anyhow::bail!("Figure 3 does not run {other:?}"),
     };
     let mut theta = p.theta0.clone();
     let mut v = vec![0.0f32; n];
     let (lr, mom) = (lr as f32, cfg.momentum as f32);
     let mut losses = Vec::with_capacity(steps);
     let mut diverged_at = None;
+    let mut last_theta = theta.clone();
     for t in 0..steps {
         if theta.iter().any(|x| !x.is_finite()) {
             diverged_at = Some(t);
@@ -494,6 +516,7 @@ pub fn optimise(
             break;
         }
         losses.push(l);
+        last_theta.clone_from(&theta);
         if t + 1 == steps {
             break;
         }
@@ -511,6 +534,7 @@ pub fn optimise(
     Ok(RunResult {
         losses,
         diverged_at,
+        last_theta,
     })
 }
 
@@ -519,6 +543,9 @@ pub fn optimise(
 pub struct Curve {
     /// Method name.
     pub method: String,
+    /// The estimator and its hyper-parameters (absent in older records).
+    #[serde(default)]
+    pub spec: Option<EstimatorSpec>,
     /// Learning rate.
     pub lr: f64,
     /// Repetitions.
@@ -535,7 +562,7 @@ pub struct Curve {
     pub final_losses: Vec<f64>,
 }
 
-fn curve(name: &str, lr: f64, runs: &[RunResult], min_loss: f64) -> Curve {
+fn curve(name: &str, spec: EstimatorSpec, lr: f64, runs: &[RunResult], min_loss: f64) -> Curve {
     let steps = runs.first().map_or(0, |r| r.losses.len());
     let (mut mean_loss, mut std_loss, mut mean_gap) = (vec![], vec![], vec![]);
     for t in 0..steps {
@@ -546,6 +573,7 @@ fn curve(name: &str, lr: f64, runs: &[RunResult], min_loss: f64) -> Curve {
     }
     Curve {
         method: name.into(),
+        spec: Some(spec),
         lr,
         reps: runs.len(),
         diverged: runs.iter().filter(|r| r.diverged_at.is_some()).count(),
@@ -575,6 +603,29 @@ pub struct Cell {
     pub sog_diverged: usize,
     /// Diverged Gumbel runs.
     pub gumbel_diverged: usize,
+    /// The same cell scored the official way ([`official_loss`]: float32, naive `exp`,
+    /// negative gaps replaced by 5); absent in records written before the option.
+    #[serde(default)]
+    pub official: Option<OfficialCell>,
+}
+
+/// A heat-map cell scored as the official code scores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfficialCell {
+    /// Mean official final gap with SoG noise (after the replacement).
+    pub sog_mean_gap: f64,
+    /// Mean official final gap with Gumbel noise (after the replacement).
+    pub gumbel_mean_gap: f64,
+    /// `sog_mean_gap − gumbel_mean_gap`.
+    pub diff: f64,
+    /// SoG runs whose float32 normaliser overflowed (L scored as 0).
+    pub sog_overflow: usize,
+    /// Gumbel runs whose float32 normaliser overflowed.
+    pub gumbel_overflow: usize,
+    /// SoG runs whose gap came out negative and was replaced by 5.
+    pub sog_replaced: usize,
+    /// Gumbel runs whose gap was replaced by 5.
+    pub gumbel_replaced: usize,
 }
 
 /// Everything Figure 3 measures.
@@ -586,29 +637,6 @@ pub struct Fig3Data {
     pub curves: Vec<Curve>,
     /// Heat-map cells (row-major over λ, then lr).
     pub heatmap: Vec<Cell>,
-}
-
-/// Headline numbers of Figure 3.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fig3Summary {
-    /// `min L`.
-    pub min_loss: f64,
-    /// `L(θ_0)`.
-    pub initial_loss: f64,
-    /// Per method: final mean `L − min L`, its std, diverged runs.
-    pub final_gap: Vec<(String, f64, f64, usize)>,
-    /// Heat map: number of cells, cells where SoG is better (diff < 0), mean diff.
-    pub heat_cells: usize,
-    /// Cells where SoG is better.
-    pub heat_sog_better: usize,
-    /// Cells where the difference is significant (|diff| > 2 SE) and favours SoG.
-    pub heat_sog_better_significant: usize,
-    /// Cells where the difference is significant and favours Gumbel.
-    pub heat_gumbel_better_significant: usize,
-    /// Mean of the cell differences.
-    pub heat_mean_diff: f64,
-    /// Diverged runs in the heat map.
-    pub heat_diverged: usize,
 }
 
 fn par_runs(
@@ -626,377 +654,308 @@ fn par_runs(
         .collect()
 }
 
-/// Runs the experiment (no files written).
-pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Fig3Data> {
-    let p = problem(cfg, ctx.seed)?;
-    let imle = Method::Imle {
-        lambda: cfg.lambda,
-        noise: NoiseKind::Sog,
-    };
-    let mut jobs = Vec::new();
-    for r in 0..cfg.reps as u64 {
-        jobs.push((
-            imle.clone(),
-            cfg.lr,
-            cfg.steps,
-            derive_seed(ctx.seed, "fig3/imle", r),
-        ));
-    }
-    for r in 0..cfg.reps as u64 {
-        jobs.push((
-            Method::Ste,
-            cfg.ste_lr,
-            cfg.steps,
-            derive_seed(ctx.seed, "fig3/ste", r),
-        ));
-    }
-    for r in 0..cfg.sfe_reps as u64 {
-        jobs.push((
-            Method::Sfe,
-            cfg.sfe_lr,
-            cfg.sfe_steps,
-            derive_seed(ctx.seed, "fig3/sfe", r),
-        ));
-    }
-    let pb = ctx.progress(jobs.len() as u64, "fig3 curves");
-    let runs = par_runs(cfg, &p, &jobs, &pb)?;
-    pb.finish_and_clear();
-    let (a, rest) = runs.split_at(cfg.reps);
-    let (b, c) = rest.split_at(cfg.reps);
-    let curves = vec![
-        curve("I-MLE (SoG)", cfg.lr, a, p.min_loss),
-        curve("STE", cfg.ste_lr, b, p.min_loss),
-        curve("SFE", cfg.sfe_lr, c, p.min_loss),
-    ];
+/// The value the official post-processing puts in place of a negative final gap.
+pub const OFFICIAL_REPLACEMENT: f64 = 5.0;
 
-    let mut heatmap = Vec::new();
+/// `L(θ)` as the official code scores it: in float32 over all k-subsets `z`, each weight
+/// `exp(⟨θ, z⟩)` taken naively and normalised by their sum. Once a weight passes
+/// `exp(88.7)` the sum is `+∞`: the finite weights become 0 and the overflowed ones
+/// `∞/∞ = NaN`, which the official sum counts as 0, so `L` comes out as exactly 0.
+/// Returns `(L, overflowed)`.
+pub fn official_loss(theta: &[f32], k: usize, b: &[f64]) -> (f32, bool) {
+    let n = theta.len();
+    let subsets: Vec<u32> = (0u32..1 << n)
+        .filter(|m| m.count_ones() as usize == k)
+        .collect();
+    let weights: Vec<f32> = subsets
+        .iter()
+        .map(|&m| {
+            (0..n)
+                .filter(|i| m >> i & 1 == 1)
+                .map(|i| theta[i])
+                .sum::<f32>()
+                .exp()
+        })
+        .collect();
+    let z: f32 = weights.iter().sum();
+    let loss = subsets
+        .iter()
+        .zip(&weights)
+        .map(|(&m, &w)| {
+            let d: f32 = (0..n)
+                .map(|i| {
+                    let zi = (m >> i & 1) as f32;
+                    (zi - b[i] as f32).powi(2)
+                })
+                .sum();
+            let p = w / z;
+            if p.is_nan() {
+                0.0
+            } else {
+                p * d
+            }
+        })
+        .sum();
+    (loss, z.is_infinite())
+}
+
+/// Below this, an official gap counts as negative. A converged run scores
+/// `‖z* − b‖²` in float32, which can fall a few ulps below our f64 `min L`; the official
+/// code computes both in float32, so that rounding is not what its replacement targets,
+/// and we do not count it (only genuinely negative gaps, i.e. overflows, are replaced).
+pub const OFFICIAL_NEGATIVE_GAP: f64 = -1e-4;
+
+/// The official final gap of a run: `L_official − min L`, replaced by
+/// [`OFFICIAL_REPLACEMENT`] when negative (below [`OFFICIAL_NEGATIVE_GAP`]); with whether
+/// the score overflowed and whether it was replaced. NaN for a diverged run.
+pub fn official_gap(r: &RunResult, p: &Problem, k: usize) -> (f64, bool, bool) {
+    if r.diverged_at.is_some() || r.last_theta.is_empty() {
+        return (f64::NAN, false, false);
+    }
+    let (l, overflow) = official_loss(&r.last_theta, k, &p.b);
+    let gap = l as f64 - p.min_loss;
+    if gap < OFFICIAL_NEGATIVE_GAP {
+        (OFFICIAL_REPLACEMENT, overflow, true)
+    } else {
+        (gap, overflow, false)
+    }
+}
+
+/// What one unit of Figure 3 computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fig3Unit {
+    /// The curves of one method.
+    Curve(Curve),
+    /// One heat-map cell.
+    Cell(Cell),
+}
+
+/// The units of Figure 3: `curves/imle`, `curves/ste`, `curves/sfe`, then one
+/// `heat/<λ index>-<lr index>` per heat-map cell (row-major over λ, then lr).
+pub fn units(cfg: &Config) -> Vec<String> {
+    let mut u: Vec<String> = ["imle", "ste", "sfe"]
+        .iter()
+        .map(|m| format!("curves/{m}"))
+        .collect();
     if cfg.heat_reps > 0 {
-        let mut jobs = Vec::new();
-        for (li, &lambda) in cfg.heat_lambdas.iter().enumerate() {
-            for (ri, &lr) in cfg.heat_lrs.iter().enumerate() {
-                for noise in [NoiseKind::Sog, NoiseKind::Gumbel] {
-                    for r in 0..cfg.heat_reps as u64 {
-                        // Common random numbers across cells: rep r uses the same seed in
-                        // every cell (the noise streams differ between SoG and Gumbel).
-                        let tag = match noise {
-                            NoiseKind::Sog => "fig3/heat/sog",
-                            NoiseKind::Gumbel => "fig3/heat/gumbel",
-                        };
-                        let _ = (li, ri);
-                        jobs.push((
-                            Method::Imle { lambda, noise },
-                            lr,
-                            cfg.steps,
-                            derive_seed(ctx.seed, tag, r),
-                        ));
-                    }
-                }
+        for li in 0..cfg.heat_lambdas.len() {
+            for ri in 0..cfg.heat_lrs.len() {
+                u.push(format!("heat/{li}-{ri}"));
             }
         }
-        let pb = ctx.progress(jobs.len() as u64, "fig3 heat map");
-        let runs = par_runs(cfg, &p, &jobs, &pb)?;
-        pb.finish_and_clear();
-        let per_cell = 2 * cfg.heat_reps;
-        for (i, chunk) in runs.chunks(per_cell).enumerate() {
-            let lambda = cfg.heat_lambdas[i / cfg.heat_lrs.len()];
-            let lr = cfg.heat_lrs[i % cfg.heat_lrs.len()];
-            let (s, g) = chunk.split_at(cfg.heat_reps);
-            let fs: Vec<f64> = s.iter().map(RunResult::final_loss).collect();
-            let fg: Vec<f64> = g.iter().map(RunResult::final_loss).collect();
-            let (sm, ss) = mean_std(fs.iter().copied());
-            let (gm, gs) = mean_std(fg.iter().copied());
-            let ns = fs.iter().filter(|v| v.is_finite()).count().max(1) as f64;
-            let ng = fg.iter().filter(|v| v.is_finite()).count().max(1) as f64;
-            heatmap.push(Cell {
-                lr,
-                lambda,
-                sog_mean: sm,
-                gumbel_mean: gm,
-                diff: sm - gm,
-                diff_se: (ss * ss / ns + gs * gs / ng).sqrt(),
-                sog_diverged: s.iter().filter(|r| r.diverged_at.is_some()).count(),
-                gumbel_diverged: g.iter().filter(|r| r.diverged_at.is_some()).count(),
-            });
+    }
+    u
+}
+
+/// Computes one unit (see [`units`]).
+pub fn compute_unit(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Fig3Unit> {
+    let p = problem(cfg, ctx.seed)?;
+    let jobs_of = |method: Method, lr: f64, steps: usize, reps: usize, tag: &str| {
+        (0..reps as u64)
+            .map(|r| (method.clone(), lr, steps, derive_seed(ctx.seed, tag, r)))
+            .collect::<Vec<_>>()
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let curve_of =
+        |name: &str, jobs: Vec<(Method, f64, usize, u64)>, lr: f64| -> Result<Fig3Unit> {
+            let runs = par_runs(cfg, &p, &jobs, &hidden)?;
+            let spec = jobs[0].0.spec(cfg);
+            Ok(Fig3Unit::Curve(curve(name, spec, lr, &runs, p.min_loss)))
+        };
+    match unit {
+        "curves/imle" => {
+            let imle = Method::Imle {
+                lambda: cfg.lambda,
+                noise: NoiseKind::Sog,
+            };
+            curve_of(
+                "I-MLE (SoG)",
+                jobs_of(imle, cfg.lr, cfg.steps, cfg.reps, "fig3/imle"),
+                cfg.lr,
+            )
+        }
+        "curves/ste" => curve_of(
+            "STE",
+            jobs_of(Method::Ste, cfg.ste_lr, cfg.steps, cfg.reps, "fig3/ste"),
+            cfg.ste_lr,
+        ),
+        "curves/sfe" => curve_of(
+            "SFE",
+            jobs_of(
+                Method::Sfe,
+                cfg.sfe_lr,
+                cfg.sfe_steps,
+                cfg.sfe_reps,
+                "fig3/sfe",
+            ),
+            cfg.sfe_lr,
+        ),
+        cell => {
+            let (li, ri) = cell
+                .strip_prefix("heat/")
+                .and_then(|c| c.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+                .filter(|&(li, ri)| li < cfg.heat_lambdas.len() && ri < cfg.heat_lrs.len())
+                .with_context(|| format!("fig3 has no unit '{cell}'"))?;
+            let (lambda, lr) = (cfg.heat_lambdas[li], cfg.heat_lrs[ri]);
+            // Common random numbers across cells: rep r uses the same seed in every cell
+            // (the noise streams differ between SoG and Gumbel).
+            let mut jobs = Vec::new();
+            for (noise, tag) in [
+                (NoiseKind::Sog, "fig3/heat/sog"),
+                (NoiseKind::Gumbel, "fig3/heat/gumbel"),
+            ] {
+                jobs.extend(jobs_of(
+                    Method::Imle { lambda, noise },
+                    lr,
+                    cfg.steps,
+                    cfg.heat_reps,
+                    tag,
+                ));
+            }
+            let runs = par_runs(cfg, &p, &jobs, &hidden)?;
+            let (s, g) = runs.split_at(cfg.heat_reps);
+            Ok(Fig3Unit::Cell(cell_of(cfg, &p, lr, lambda, s, g)))
+        }
+    }
+}
+
+fn cell_of(
+    cfg: &Config,
+    p: &Problem,
+    lr: f64,
+    lambda: f64,
+    s: &[RunResult],
+    g: &[RunResult],
+) -> Cell {
+    let fs: Vec<f64> = s.iter().map(RunResult::final_loss).collect();
+    let fg: Vec<f64> = g.iter().map(RunResult::final_loss).collect();
+    let (sm, ss) = mean_std(fs.iter().copied());
+    let (gm, gs) = mean_std(fg.iter().copied());
+    let ns = fs.iter().filter(|v| v.is_finite()).count().max(1) as f64;
+    let ng = fg.iter().filter(|v| v.is_finite()).count().max(1) as f64;
+    let official = |runs: &[RunResult]| {
+        let o: Vec<(f64, bool, bool)> = runs.iter().map(|r| official_gap(r, p, cfg.k)).collect();
+        (
+            mean_std(o.iter().map(|x| x.0)).0,
+            o.iter().filter(|x| x.1).count(),
+            o.iter().filter(|x| x.2).count(),
+        )
+    };
+    let (osm, sov, srep) = official(s);
+    let (ogm, gov, grep) = official(g);
+    Cell {
+        lr,
+        lambda,
+        sog_mean: sm,
+        gumbel_mean: gm,
+        diff: sm - gm,
+        diff_se: (ss * ss / ns + gs * gs / ng).sqrt(),
+        sog_diverged: s.iter().filter(|r| r.diverged_at.is_some()).count(),
+        gumbel_diverged: g.iter().filter(|r| r.diverged_at.is_some()).count(),
+        official: Some(OfficialCell {
+            sog_mean_gap: osm,
+            gumbel_mean_gap: ogm,
+            diff: osm - ogm,
+            sog_overflow: sov,
+            gumbel_overflow: gov,
+            sog_replaced: srep,
+            gumbel_replaced: grep,
+        }),
+    }
+}
+
+/// Runs the whole experiment in this process (no files written).
+pub fn compute(cfg: &Config, ctx: &RunContext) -> Result<Fig3Data> {
+    let results = units(cfg)
+        .par_iter()
+        .map(|u| Ok((u.clone(), Some(compute_unit(cfg, u, ctx)?))))
+        .collect::<Result<Vec<_>>>()?;
+    assemble(cfg, &results, ctx.seed)
+}
+
+/// Figure 3's data from the units that have finished.
+pub fn assemble(cfg: &Config, units: &[(String, Option<Fig3Unit>)], seed: u64) -> Result<Fig3Data> {
+    let mut curves = Vec::new();
+    let mut heatmap = Vec::new();
+    for (_, u) in units {
+        match u {
+            Some(Fig3Unit::Curve(c)) => curves.push(c.clone()),
+            Some(Fig3Unit::Cell(c)) => heatmap.push(c.clone()),
+            None => {}
         }
     }
     Ok(Fig3Data {
-        problem: p,
+        problem: problem(cfg, seed)?,
         curves,
         heatmap,
     })
 }
 
-/// Summary numbers from the data.
-pub fn summarise(data: &Fig3Data) -> Fig3Summary {
-    let p = &data.problem;
-    let final_gap = data
-        .curves
-        .iter()
-        .map(|c| {
-            let (m, s) = mean_std(c.final_losses.iter().map(|l| l - p.min_loss));
-            (c.method.clone(), m, s, c.diverged)
-        })
-        .collect();
-    let h = &data.heatmap;
-    Fig3Summary {
-        min_loss: p.min_loss,
-        initial_loss: p.initial_loss,
-        final_gap,
-        heat_cells: h.len(),
-        heat_sog_better: h.iter().filter(|c| c.diff < 0.0).count(),
-        heat_sog_better_significant: h.iter().filter(|c| c.diff < -2.0 * c.diff_se).count(),
-        heat_gumbel_better_significant: h.iter().filter(|c| c.diff > 2.0 * c.diff_se).count(),
-        heat_mean_diff: mean_std(h.iter().map(|c| c.diff)).0,
-        heat_diverged: h.iter().map(|c| c.sog_diverged + c.gumbel_diverged).sum(),
+/// Figure 3 on the experiment framework.
+pub struct Fig3;
+
+impl Experiment for Fig3 {
+    const NAME: &'static str = "fig3";
+    const TITLE: &'static str = "Figure 3 — synthetic 5-subset experiment (Sec. 6)";
+    const PARALLEL_UNITS: bool = true;
+    type Args = Args;
+    type Config = Config;
+    type Unit = Fig3Unit;
+
+    fn resolve(args: &Args, profile: Profile) -> Result<Config> {
+        args.resolve(profile)
+    }
+    fn units(cfg: &Config) -> Vec<String> {
+        units(cfg)
+    }
+    fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Fig3Unit> {
+        compute_unit(cfg, unit, ctx)
+    }
+    fn report(
+        cfg: &Config,
+        units: &[(String, Option<Fig3Unit>)],
+        ctx: &RunContext,
+    ) -> Result<Report> {
+        report::report(cfg, &assemble(cfg, units, ctx.seed)?)
     }
 }
 
-/// The figure: curves (first `steps` steps of all methods; SFE over its whole run) and,
-/// if computed, the heat map.
-pub fn figure(cfg: &Config, data: &Fig3Data) -> Figure {
-    let min = data.problem.min_loss;
-    let series = |c: &Curve, i: usize, upto: usize| {
-        let upto = upto.min(c.mean_gap.len());
-        Series::new(
-            format!("{} (lr {})", c.method, c.lr),
-            (0..upto).map(|t| t as f64).collect(),
-            c.mean_gap[..upto].to_vec(),
-        )
-        .band(c.std_loss[..upto].to_vec())
-        .color(i)
-    };
-    let mut left = LineChart::new(
-        format!("first {} steps (mean ± std)", cfg.steps),
-        "step",
-        "L(θ) − min L",
-    );
-    for (i, c) in data.curves.iter().enumerate() {
-        left = left.series(series(c, i, cfg.steps));
-    }
-    let mut right = LineChart::new(
-        format!("SFE over {} steps", cfg.sfe_steps),
-        "step",
-        "L(θ) − min L",
-    );
-    if let Some(sfe) = data.curves.iter().position(|c| c.method == "SFE") {
-        right = right.series(series(&data.curves[sfe], sfe, usize::MAX));
-        let x = vec![0.0, cfg.sfe_steps.saturating_sub(1) as f64];
-        for (i, c) in data.curves.iter().enumerate().filter(|(i, _)| *i != sfe) {
-            let last = *c.mean_gap.last().unwrap_or(&f64::NAN);
-            right = right.series(
-                Series::new(format!("{} final", c.method), x.clone(), vec![last, last])
-                    .color(i)
-                    .dashed(),
-            );
-        }
-    }
-    let y_hi = data
-        .curves
-        .iter()
-        .flat_map(|c| c.mean_gap.iter().zip(&c.std_loss).map(|(m, s)| m + s))
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let (left, right) = (
-        left.y_range(0.0, y_hi * 1.05),
-        right.y_range(0.0, y_hi * 1.05),
-    );
-    let mut rows = vec![vec![Panel::Line(left), Panel::Line(right)]];
-    if !data.heatmap.is_empty() {
-        let nx = cfg.heat_lrs.len();
-        let values: Vec<Vec<f64>> = data
-            .heatmap
-            .chunks(nx)
-            .map(|row| row.iter().map(|c| c.diff).collect())
-            .collect();
-        rows.push(vec![Panel::Heat(HeatMap {
-            title: format!(
-                "mean final L: I-MLE SoG − I-MLE Gumbel ({} runs per cell; blue: SoG better)",
-                cfg.heat_reps
-            ),
-            x_label: "learning rate".into(),
-            y_label: "λ".into(),
-            x_values: cfg.heat_lrs.clone(),
-            y_values: cfg.heat_lambdas.clone(),
-            values,
-            annotate: true,
-            colorbar_label: "Δ final loss".into(),
-        })]);
-    }
-    let _ = min;
-    let h = if rows.len() == 2 { 950 } else { 480 };
-    Figure::rows(rows, (1200, h)).title(format!(
-        "Synthetic {}-subset experiment (n = {}), exact L(θ_t)",
-        cfg.k, cfg.n
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Runs Figure 3: writes `fig3.json`, `fig3_curves.csv`, `fig3_heatmap.csv` (if
-/// computed), `fig3.png`, `fig3.svg`.
-pub fn run(cfg: &Config, ctx: &RunContext) -> Result<Summary> {
-    let started = Instant::now();
-    let data = compute(cfg, ctx).context("running the synthetic experiment")?;
-    let summary = summarise(&data);
-    let mut files = ctx.save_figure("fig3", &figure(cfg, &data))?;
-
-    let mut t = Table::new();
-    let (mut method, mut step, mut ml, mut sl, mut mg) = (vec![], vec![], vec![], vec![], vec![]);
-    for c in &data.curves {
-        for s in 0..c.mean_loss.len() {
-            method.push(c.method.clone());
-            step.push(s as i64);
-            ml.push(c.mean_loss[s]);
-            sl.push(c.std_loss[s]);
-            mg.push(c.mean_gap[s]);
-        }
+    #[test]
+    fn official_scoring_agrees_with_the_exact_loss_until_it_overflows() {
+        let b: Vec<f64> = OFFICIAL_B.iter().map(|&v| v as f64).collect();
+        // Moderate θ: float32 naive exp agrees with the exact f64 DP.
+        let (l, overflow) = official_loss(&OFFICIAL_THETA0, 5, &b);
+        let exact = exact_loss(&OFFICIAL_THETA0, 5, &b).unwrap();
+        assert!(
+            !overflow && (l as f64 - exact).abs() < 1e-5,
+            "{l} vs {exact}"
+        );
+        // A subset weight past ln(f32::MAX) ≈ 88.7: the sum is +∞, L is exactly 0.
+        let mut big = OFFICIAL_THETA0.to_vec();
+        big[0] = 90.0;
+        let (l, overflow) = official_loss(&big, 5, &b);
+        assert!(overflow && l == 0.0, "{l}");
+        // The exact loss is still the loss of the subsets containing item 0.
+        assert!(exact_loss(&big, 5, &b).unwrap() > 0.5);
+        // The official gap of such a run is replaced by 5; a finite one is kept.
+        let cfg = Config::paper();
+        let p = problem(&cfg, 0).unwrap();
+        let run = |theta: Vec<f32>| RunResult {
+            losses: vec![1.0],
+            diverged_at: None,
+            last_theta: theta,
+        };
+        assert_eq!(
+            official_gap(&run(big), &p, 5),
+            (OFFICIAL_REPLACEMENT, true, true)
+        );
+        let (g, o, r) = official_gap(&run(OFFICIAL_THETA0.to_vec()), &p, 5);
+        assert!(!o && !r && (g - (exact - p.min_loss)).abs() < 1e-5);
     }
-    t = t
-        .str("method", method)
-        .i64("step", step)
-        .f64("mean_loss", ml)
-        .f64("std_loss", sl)
-        .f64("mean_gap", mg);
-    files.push(ctx.write_table("fig3_curves", &t)?);
-    if !data.heatmap.is_empty() {
-        let h = &data.heatmap;
-        let t = Table::new()
-            .f64("lr", h.iter().map(|c| c.lr).collect())
-            .f64("lambda", h.iter().map(|c| c.lambda).collect())
-            .f64(
-                "sog_mean_final_loss",
-                h.iter().map(|c| c.sog_mean).collect(),
-            )
-            .f64(
-                "gumbel_mean_final_loss",
-                h.iter().map(|c| c.gumbel_mean).collect(),
-            )
-            .f64("diff", h.iter().map(|c| c.diff).collect())
-            .f64("diff_se", h.iter().map(|c| c.diff_se).collect())
-            .i64(
-                "sog_diverged",
-                h.iter().map(|c| c.sog_diverged as i64).collect(),
-            )
-            .i64(
-                "gumbel_diverged",
-                h.iter().map(|c| c.gumbel_diverged as i64).collect(),
-            );
-        files.push(ctx.write_table("fig3_heatmap", &t)?);
-    }
-
-    let readme = readme(cfg, &data, &summary);
-    let json = ctx.write_record(
-        "fig3",
-        "Figure 3 — synthetic 5-subset experiment (Sec. 6)",
-        cfg,
-        &data,
-        &summary,
-        started,
-        files.clone(),
-        readme,
-    )?;
-    let mut lines: Vec<String> = summary
-        .final_gap
-        .iter()
-        .map(|(m, g, s, d)| format!("{m:<12} final L − min L = {g:.4} ± {s:.4} (diverged: {d})"))
-        .collect();
-    if summary.heat_cells > 0 {
-        lines.push(format!(
-            "heat map: SoG better in {}/{} cells ({} significant at 2 SE; Gumbel significantly better in {}), mean diff {:.4}, diverged runs {}",
-            summary.heat_sog_better,
-            summary.heat_cells,
-            summary.heat_sog_better_significant,
-            summary.heat_gumbel_better_significant,
-            summary.heat_mean_diff,
-            summary.heat_diverged
-        ));
-    }
-    Ok(Summary {
-        experiment: "fig3".into(),
-        files: std::iter::once(json)
-            .chain(files.iter().map(|f| ctx.path(f)))
-            .collect(),
-        lines,
-    })
-}
-
-fn readme(cfg: &Config, data: &Fig3Data, s: &Fig3Summary) -> String {
-    let p = &data.problem;
-    let mut md = format!(
-        "n = {}, k = {}, {}: L(θ_0) = {:.4}, \
-         min L = {:.4}. SGD with momentum {}; exact L(θ_t) recorded before each update. \
-         The paper gives this figure as curves only (no table), so the left column is a \
-         reading of its Figure 3, not numbers.\n\n\
-         | method | protocol | paper (Fig. 3, read off the plot) | ours: final L − min L (mean ± std) | diverged |\n\
-         |---|---|---|---|---|\n",
-        cfg.n,
-        cfg.k,
-        match (cfg.instance, cfg.b_dist) {
-            (Instance::Official, _) => "the official run's θ_0 and b (numpy `RandomState(0)`: \
-                θ_0 = `randn(10)`, b = `abs(randn(10))`, float32; the official code reports \
-                L(θ_0) = 5.2394, min L = 1.1252)",
-            (Instance::Drawn, BDist::AbsNormal) => "θ_0 ~ N(0, I) and b = |N(0, I)| from the run's seed",
-            (Instance::Drawn, BDist::Normal) => "θ_0 ~ N(0, I) and b ~ N(0, I) from the run's seed",
-        },
-        p.initial_loss,
-        p.min_loss,
-        cfg.momentum,
-    );
-    let paper = [
-        "fastest; close to the optimum within 50 steps",
-        "decreases, but stays well above I-MLE",
-        "slow; needs far more steps (500)",
-    ];
-    let protocol = [
-        format!(
-            "SoG({}, {}, {}), λ = {}, lr {}, {} steps × {} runs",
-            cfg.sog_kappa, cfg.sog_tau, cfg.sog_terms, cfg.lambda, cfg.lr, cfg.steps, cfg.reps
-        ),
-        format!(
-            "Gumbel(0, {}), lr {}, {} steps × {} runs",
-            cfg.gumbel_tau, cfg.ste_lr, cfg.steps, cfg.reps
-        ),
-        format!(
-            "exact samples, lr {}, {} steps × {} runs",
-            cfg.sfe_lr, cfg.sfe_steps, cfg.sfe_reps
-        ),
-    ];
-    for (i, (m, g, sd, d)) in s.final_gap.iter().enumerate() {
-        md.push_str(&format!(
-            "| {m} | {} | {} | {g:.4} ± {sd:.4} | {d} |\n",
-            protocol.get(i).map_or("", |v| v.as_str()),
-            paper.get(i).copied().unwrap_or(""),
-        ));
-    }
-    if s.heat_cells > 0 {
-        md.push_str(&format!(
-            "\nHeat map (mean final L of I-MLE with SoG minus with Gumbel(0, {}) noise, lr × λ, \
-             {} runs per cell and noise; paper: mostly blue, i.e. SoG better): ours: SoG better \
-             in **{}/{}** cells ({} of them by more than 2 standard errors; Gumbel better by more \
-             than 2 SE in {}), mean difference {:.4}, diverged runs: {}.\n\n\
-             | λ \\ lr |",
-            cfg.gumbel_tau,
-            cfg.heat_reps,
-            s.heat_sog_better,
-            s.heat_cells,
-            s.heat_sog_better_significant,
-            s.heat_gumbel_better_significant,
-            s.heat_mean_diff,
-            s.heat_diverged
-        ));
-        for lr in &cfg.heat_lrs {
-            md.push_str(&format!(" {lr} |"));
-        }
-        md.push_str("\n|---|");
-        for _ in &cfg.heat_lrs {
-            md.push_str("---|");
-        }
-        md.push('\n');
-        for row in data.heatmap.chunks(cfg.heat_lrs.len()) {
-            md.push_str(&format!("| {} |", row[0].lambda));
-            for c in row {
-                md.push_str(&format!(" {:+.3} ± {:.3} |", c.diff, c.diff_se));
-            }
-            md.push('\n');
-        }
-    }
-    md
 }
