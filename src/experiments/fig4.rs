@@ -282,18 +282,6 @@ pub fn train_method(
     trainer.progress = ctx.progress;
     trainer.verbose = false;
     let pb = ctx.progress(0, "");
-    if let Some(h) = read_history(&dir.join(CHECKPOINT)).ok().flatten() {
-        log_line(
-            &pb,
-            &format!(
-                "{:>14}: resuming {} after epoch {} of {}",
-                cfg.method.name(),
-                dir.join(CHECKPOINT).display(),
-                h.len(),
-                cfg.epochs
-            ),
-        );
-    }
     t.fit_with(&trainer, &data.train, &data.test, |r| {
         log_line(
             &pb,

@@ -32,7 +32,7 @@ pub mod fig4;
 
 use crate::output::{RunRecord, Table};
 use crate::plot::Figure;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -116,24 +116,32 @@ pub fn unit_path(ctx: &RunContext, experiment: &str, unit: &str) -> PathBuf {
         .join(format!("{}.json", unit.replace('/', "__")))
 }
 
+/// A finished unit read back: its result, or why the file there is not this run's.
+enum Saved<U> {
+    None,
+    Result(U),
+    Stale(String),
+}
+
 fn load_unit<E: Experiment>(
     cfg: &E::Config,
     unit: &str,
     ctx: &RunContext,
-) -> Result<Option<E::Unit>> {
+) -> Result<Saved<E::Unit>> {
     let path = unit_path(ctx, E::NAME, unit);
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
+        return Ok(Saved::None);
     };
     let f: UnitFile<serde_json::Value, E::Unit> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a finished unit of {}", path.display(), E::NAME))?;
     if f.config != serde_json::to_value(cfg)? || f.seed != ctx.seed {
-        bail!(
-            "{} was computed with another configuration or seed than this run's; delete it              or use the same flags",
+        return Ok(Saved::Stale(format!(
+            "{} was computed with another configuration or seed than this run's: ignored \
+             (delete it, or report with the flags it was run with)",
             path.display()
-        );
+        )));
     }
-    Ok(Some(f.result))
+    Ok(Saved::Result(f.result))
 }
 
 /// Runs experiment `E` as `ctx` says: every unit (or those of `ctx.shard`, or none with
@@ -191,11 +199,16 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
             )],
         });
     }
+    let mut stale = Vec::new();
     if ctx.report_only {
         for (u, name) in units.iter().enumerate() {
             results[u] = match load_unit::<E>(cfg, name, ctx)? {
-                Some(r) => Some(r),
-                None => E::partial(cfg, name, ctx)?,
+                Saved::Result(r) => Some(r),
+                Saved::None => E::partial(cfg, name, ctx)?,
+                Saved::Stale(why) => {
+                    stale.push(why);
+                    E::partial(cfg, name, ctx)?
+                }
             };
         }
     }
@@ -232,6 +245,7 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
     crate::output::write_json(&ctx.path(&json), &rec)?;
     write_readme(&ctx.out_dir)?;
     let mut lines = report.lines;
+    lines.extend(stale);
     if finished < pairs.len() {
         lines.push(format!(
             "{} of {} units finished (report-only merges what the run folder holds)",

@@ -184,7 +184,8 @@ pub struct Trainer {
     pub label: String,
     /// Show a progress bar.
     pub progress: bool,
-    /// Print a line per epoch (and the resume line).
+    /// Print a line per epoch (the line saying which checkpoint and epoch a run resumes
+    /// from is always printed).
     pub verbose: bool,
 }
 
@@ -231,18 +232,16 @@ impl Trainer {
                 .load(&ck)
                 .with_context(|| format!("restoring {}", path.display()))?;
             history = ck.header.history;
-            if self.verbose {
-                log_line(
-                    &pb_hidden,
-                    &format!(
-                        "{}: resuming from {} after epoch {} of {}",
-                        self.label,
-                        path.display(),
-                        history.len(),
-                        self.epochs
-                    ),
-                );
-            }
+            log_line(
+                &pb_hidden,
+                &format!(
+                    "{:>14}: resuming {} after epoch {} of {}",
+                    self.label,
+                    path.display(),
+                    history.len(),
+                    self.epochs
+                ),
+            );
         }
         let per_epoch = n.div_ceil(self.batch) as u64;
         let pb = progress_bar(self.progress, per_epoch * self.epochs as u64, &self.label);
