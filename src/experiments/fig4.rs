@@ -25,6 +25,7 @@ use crate::vae::{Backend, Method, Vae, VaeConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Command-line overrides of Figure 4 (defaults: the official code's protocol).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -242,12 +243,20 @@ pub fn method_dir(ctx: &RunContext, m: Method) -> PathBuf {
     ctx.run_dir_of("fig4").join(m.name())
 }
 
-/// The epochs a method's checkpoint holds (None if there is no checkpoint).
-pub fn read_history(path: &Path) -> Result<Option<Vec<EpochRecord>>> {
-    if !path.exists() {
-        return Ok(None);
+/// MNIST from `dir` (see [`mnist::load`]), read once per process: every method's unit
+/// trains on it.
+fn mnist_data(dir: Option<&Path>) -> Result<Arc<Mnist>> {
+    static CACHE: Mutex<Option<(Option<PathBuf>, Arc<Mnist>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((d, data)) = cache.as_ref() {
+        if d.as_deref() == dir {
+            return Ok(data.clone());
+        }
     }
-    Ok(Some(Checkpoint::load(path)?.header.history))
+    let data = Arc::new(mnist::load(dir)?);
+    println!("MNIST: {}", data.dir.display());
+    *cache = Some((dir.map(Path::to_path_buf), data.clone()));
+    Ok(data)
 }
 
 /// What one method's unit produces: its curves and a sample grid of the trained model.
@@ -334,8 +343,7 @@ impl Experiment for Fig4 {
     }
     fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<MethodUnit> {
         let c = run_config(cfg, unit, ctx.seed)?;
-        let data = mnist::load(cfg.data_dir.as_deref())?;
-        println!("MNIST: {}", data.dir.display());
+        let data = mnist_data(cfg.data_dir.as_deref())?;
         let dir = method_dir(ctx, c.method);
         let ck = dir.join(CHECKPOINT);
         if ctx.fresh && ck.exists() {

@@ -191,7 +191,8 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
             experiment: E::NAME.into(),
             files: Vec::new(),
             lines: vec![format!(
-                "shard {shard}: computed {} of the {} units into {}; merge the finished                  units with `{} --report-only`",
+                "shard {shard}: computed {} of the {} units into {}; merge the finished \
+                 units with `{} --report-only`",
                 mine.len(),
                 units.len(),
                 ctx.run_dir_of(E::NAME).join("units").display(),

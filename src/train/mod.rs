@@ -224,7 +224,8 @@ impl Trainer {
         if n == 0 {
             bail!("the training set is empty");
         }
-        let pb_hidden = progress_bar(false, 0, "");
+        let per_epoch = n.div_ceil(self.batch) as u64;
+        let pb = progress_bar(self.progress, per_epoch * self.epochs as u64, &self.label);
         if let Some(path) = self.checkpoint.as_ref().filter(|p| p.exists()) {
             let ck = Checkpoint::load(path)?;
             ck.check_stamp(&self.stamp, path)?;
@@ -233,7 +234,7 @@ impl Trainer {
                 .with_context(|| format!("restoring {}", path.display()))?;
             history = ck.header.history;
             log_line(
-                &pb_hidden,
+                &pb,
                 &format!(
                     "{:>14}: resuming {} after epoch {} of {}",
                     self.label,
@@ -243,8 +244,6 @@ impl Trainer {
                 ),
             );
         }
-        let per_epoch = n.div_ceil(self.batch) as u64;
-        let pb = progress_bar(self.progress, per_epoch * self.epochs as u64, &self.label);
         pb.set_position(per_epoch * history.len().min(self.epochs) as u64);
         while history.len() < self.epochs {
             let epoch = history.len() + 1;

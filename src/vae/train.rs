@@ -266,10 +266,7 @@ impl Vae {
     /// Test loss after epoch `epoch`: the mean over batches of the per-batch mean loss,
     /// with noisy samples (as the official code).
     pub fn evaluate(&self, test: &MnistSplit, epoch: usize) -> Result<LossParts> {
-        let n = self
-            .cfg
-            .test_subset
-            .map_or(test.len(), |s| s.min(test.len()));
+        let n = used(test, self.cfg.test_subset);
         if n == 0 {
             bail!("the test set is empty");
         }
@@ -289,18 +286,21 @@ impl Vae {
     /// What identifies this run in its checkpoints: the configuration without the
     /// number of epochs, and the checksum of the images it trains and tests on.
     pub fn stamp(&self, train: &MnistSplit, test: &MnistSplit) -> Result<RunStamp> {
-        let n =
-            |s: Option<usize>, split: &MnistSplit| s.map_or(split.len(), |s| s.min(split.len()));
         let (a, b) = (
-            train.take(n(self.cfg.train_subset, train)),
-            test.take(n(self.cfg.test_subset, test)),
+            used(train, self.cfg.train_subset),
+            used(test, self.cfg.test_subset),
         );
         Ok(RunStamp {
             experiment: "fig4".into(),
             config: serde_json::to_value(self.cfg.without_epochs())?,
             data: Some((
                 "mnist".into(),
-                crate::data::checksum(&[&a.images, &a.labels, &b.images, &b.labels]),
+                crate::data::checksum(&[
+                    &train.images[..a * PIXELS],
+                    &train.labels[..a],
+                    &test.images[..b * PIXELS],
+                    &test.labels[..b],
+                ]),
             )),
         })
     }
@@ -347,10 +347,6 @@ impl Vae {
         test: &MnistSplit,
         on_epoch: impl FnMut(&EpochRecord),
     ) -> Result<()> {
-        if let Some(dir) = trainer.checkpoint.as_ref().and_then(|p| p.parent()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         let done = std::mem::take(&mut self.history);
         let mut learner = Fitting {
             vae: self,
@@ -394,6 +390,11 @@ impl Vae {
     }
 }
 
+/// How many images of `split` a run uses: the first `subset` (all if `None`).
+fn used(split: &MnistSplit, subset: Option<usize>) -> usize {
+    subset.map_or(split.len(), |s| s.min(split.len()))
+}
+
 /// File name of the checkpoint inside a run directory.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
@@ -406,8 +407,7 @@ struct Fitting<'a> {
 
 impl Learner for Fitting<'_> {
     fn train_len(&self) -> usize {
-        let n = self.train.len();
-        self.vae.cfg.train_subset.map_or(n, |s| s.min(n))
+        used(self.train, self.vae.cfg.train_subset)
     }
 
     fn train_step(&mut self, step: Step) -> Result<Metrics> {
