@@ -22,6 +22,24 @@ type Encoder = (
     ),
     (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
 );
+/// The encoder whose stem takes the data: no gradient for the input image (as training
+/// needs; PyTorch skips it for an input without `requires_grad`).
+type DataEncoder = (
+    (
+        cb::UnbiasedConv2DOnData<3, 64, 7, 2, 3>,
+        cb::BatchNormReLU2D<64>,
+        cb::MaxPool2D<3, 2, 1>,
+    ),
+    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
+);
+/// The selector whose first layer takes the frozen embeddings: no input gradient.
+type DataSelector = (
+    cb::Conv1DOnData<200, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+);
 type Selector = (
     cb::Conv1D<200, 100, 3, 1, cb::Same>,
     ReLU,
@@ -86,11 +104,23 @@ fn warcraft_cached(c: &mut Criterion) {
             g2
         })
     });
+    let mut data_enc = dev.build_module::<DataEncoder, f32>();
+    let mut data_grads = data_enc.alloc_grads();
+    g.bench_function("forward_backward_stem_on_data", |b| {
+        b.iter(|| {
+            let y = data_enc.forward_mut(x.trace(data_grads.clone()));
+            let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+            let g2 = cost.sum::<Rank0, _>().backward();
+            data_enc.zero_grads(&mut data_grads);
+            g2
+        })
+    });
     g.finish();
 }
 
 fn l2x(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
+    dev.enable_cache();
     let sel = dev.build_module::<Selector, f32>();
     let x: Tensor<(usize, Const<200>, usize), f32, _> = dev.sample_normal_like(&(40, Const, 350));
     let mut g = c.benchmark_group("l2x_selector_40x200x350");
@@ -99,6 +129,15 @@ fn l2x(c: &mut Criterion) {
     g.bench_function("forward", |b| b.iter(|| sel.forward(x.clone())));
     g.bench_function("forward_backward", |b| {
         b.iter(|| sel.forward(x.leaky_trace()).sum::<Rank0, _>().backward())
+    });
+    let data_sel = dev.build_module::<DataSelector, f32>();
+    g.bench_function("forward_backward_first_layer_on_data", |b| {
+        b.iter(|| {
+            data_sel
+                .forward(x.leaky_trace())
+                .sum::<Rank0, _>()
+                .backward()
+        })
     });
     g.finish();
 }

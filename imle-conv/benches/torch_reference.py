@@ -4,8 +4,10 @@
 
 Prints the median, min and max wall time of `runs` (default 10) runs after 2 warm-ups for
 each case, and the median CPU time of the process (all threads) per run.
-Uses 2 threads (the benchmark machine's cores; `TORCH_THREADS` overrides) and, as dfdx
-does for a traced input, computes the input's gradient in the backward passes.
+Uses 2 threads (the benchmark machine's cores; `TORCH_THREADS` overrides). The backward
+passes run twice: computing the input's gradient (as our layers do for a traced input),
+and without it (an input without `requires_grad`, as in training; ours: the `*OnData`
+first layers).
 """
 import os
 import sys
@@ -69,8 +71,13 @@ def main():
         xg.grad = None
         enc(xg).mean(1).sum().backward()
 
+    def fwd_bwd_data():
+        enc.zero_grad()
+        enc(x).mean(1).sum().backward()
+
     print(f"warcraft encoder forward (train mode, no grad): {median_time(fwd)}")
     print(f"warcraft encoder forward+backward:              {median_time(fwd_bwd)}")
+    print(f"warcraft encoder forward+backward, no input grad: {median_time(fwd_bwd_data)}")
     enc.eval()
     print(f"warcraft encoder forward (eval):                {median_time(fwd)}")
 
@@ -92,8 +99,13 @@ def main():
         eg.grad = None
         sel(eg).sum().backward()
 
+    def sel_fwd_bwd_data():
+        sel.zero_grad()
+        sel(e).sum().backward()
+
     print(f"l2x selector forward:          {median_time(sel_fwd)}")
     print(f"l2x selector forward+backward: {median_time(sel_fwd_bwd)}")
+    print(f"l2x selector forward+backward, no input grad: {median_time(sel_fwd_bwd_data)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 //! Quick timing loop of the Warcraft encoder and the L2X selector (same workloads as
 //! `benches/layers.rs`), for profiling: `cargo run -p imle-conv --release --example
-//! encoder_timing -- [iters] [which]` with `which` one of `fb` (default), `fwd`, `eval`,
-//! `l2x`, `l2xf`. Prints each iteration's time.
+//! encoder_timing -- [iters] [which]` with `which` one of `fb` (default: forward +
+//! backward, input gradient included), `fbd` (the stem on data: no input gradient),
+//! `fwd`, `eval`, `l2x` (forward + backward, input gradient included), `l2xd` (first
+//! layer on data), `l2xf` (forward). Prints each iteration's time.
 #![allow(clippy::type_complexity)]
 
 use dfdx::prelude::*;
@@ -16,8 +18,25 @@ type Encoder = (
     ),
     (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
 );
+/// The same encoder whose stem takes the data: no gradient for the input image.
+type DataEncoder = (
+    (
+        cb::UnbiasedConv2DOnData<3, 64, 7, 2, 3>,
+        cb::BatchNormReLU2D<64>,
+        cb::MaxPool2D<3, 2, 1>,
+    ),
+    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
+);
 type Selector = (
     cb::Conv1D<200, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+    ReLU,
+    cb::Conv1D<100, 100, 3, 1, cb::Same>,
+);
+/// The selector whose first layer takes the (frozen) embeddings: no input gradient.
+type DataSelector = (
+    cb::Conv1DOnData<200, 100, 3, 1, cb::Same>,
     ReLU,
     cb::Conv1D<100, 100, 3, 1, cb::Same>,
     ReLU,
@@ -33,11 +52,14 @@ fn main() {
         dev.enable_cache();
     }
     let mut enc = dev.build_module::<Encoder, f32>();
+    let mut data_enc = dev.build_module::<DataEncoder, f32>();
     let sel = dev.build_module::<Selector, f32>();
+    let data_sel = dev.build_module::<DataSelector, f32>();
     let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
         dev.sample_normal_like(&(70, Const, 96, 96));
     let e: Tensor<(usize, Const<200>, usize), f32, _> = dev.sample_normal_like(&(40, Const, 350));
     let mut grads = enc.alloc_grads();
+    let mut data_grads = data_enc.alloc_grads();
     let mut times = Vec::new();
     let mut cpu = Vec::new();
     for _ in 0..iters {
@@ -55,6 +77,18 @@ fn main() {
             }
             "l2x" => {
                 let _g = sel.forward(e.leaky_trace()).sum::<Rank0, _>().backward();
+            }
+            "l2xd" => {
+                let _g = data_sel
+                    .forward(e.leaky_trace())
+                    .sum::<Rank0, _>()
+                    .backward();
+            }
+            "fbd" => {
+                let y = data_enc.forward_mut(x.trace(data_grads.clone()));
+                let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
+                let _g2 = cost.sum::<Rank0, _>().backward();
+                data_enc.zero_grads(&mut data_grads);
             }
             "l2xf" => {
                 let _y = sel.forward(e.clone());

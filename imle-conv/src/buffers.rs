@@ -118,6 +118,12 @@ impl<T: Pooled> Buf<T> {
     }
 }
 
+impl<T: Pooled> Default for Buf<T> {
+    fn default() -> Self {
+        Buf::empty()
+    }
+}
+
 impl<T: Pooled> Drop for Buf<T> {
     fn drop(&mut self) {
         T::pool().give(std::mem::take(&mut self.v));

@@ -78,6 +78,24 @@ pub fn conv1d<B: Dim, const C: usize, L: Dim, const O: usize, const K: usize, T:
     stride: usize,
     padding: Padding1D,
 ) -> Result<Tensor<(B, Const<O>, usize), f32, Cpu, T>, ConvError> {
+    conv1d_impl(x, weight, bias, stride, padding, true)
+}
+
+fn conv1d_impl<
+    B: Dim,
+    const C: usize,
+    L: Dim,
+    const O: usize,
+    const K: usize,
+    T: Tape<f32, Cpu>,
+>(
+    x: Tensor<(B, Const<C>, L), f32, Cpu, T>,
+    weight: &Tensor<Rank3<O, C, K>, f32, Cpu>,
+    bias: Option<&Tensor<Rank1<O>, f32, Cpu>>,
+    stride: usize,
+    padding: Padding1D,
+    input_grad: bool,
+) -> Result<Tensor<(B, Const<O>, usize), f32, Cpu, T>, ConvError> {
     let (b, _, l) = *x.shape();
     let l = l.size();
     if stride == 0 {
@@ -98,14 +116,15 @@ pub fn conv1d<B: Dim, const C: usize, L: Dim, const O: usize, const K: usize, T:
         oh: 1,
         ow: ol,
     };
-    Ok(conv_op(x, weight, bias, O, g, (b, Const, ol))?)
+    Ok(conv_op(x, weight, bias, O, g, (b, Const, ol), input_grad)?)
 }
 
 /// Builder of [`Conv1D`].
 pub mod builder {
     use super::{Pad, PaddingMode};
     /// Builds a [`super::Conv1D`]: `I` in channels, `O` out channels, kernel `K`, stride
-    /// `S`, padding `P` ([`Pad<N>`](super::Pad) or [`Same`](super::Same)).
+    /// `S`, padding `P` ([`Pad<N>`](super::Pad) or [`Same`](super::Same));
+    /// `INPUT_GRAD = false`: see [`Conv1DOnData`].
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Conv1D<
         const I: usize,
@@ -113,10 +132,23 @@ pub mod builder {
         const K: usize,
         const S: usize = 1,
         P: PaddingMode = Pad<0>,
+        const INPUT_GRAD: bool = true,
     >(core::marker::PhantomData<P>);
+    /// A [`Conv1D`] that is the model's first layer (e.g. over frozen embeddings): no
+    /// input gradient in the backward pass, the weight and bias gradients only (PyTorch
+    /// skips it likewise for an input that does not require grad). Same parameters and
+    /// names as [`Conv1D`]. Put it only where nothing upstream is trained.
+    pub type Conv1DOnData<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize = 1,
+        P = Pad<0>,
+    > = Conv1D<I, O, K, S, P, false>;
 }
 
-/// 1-d convolution layer with bias over `(batch, I, len)` -> `(batch, O, out_len)`.
+/// 1-d convolution layer with bias over `(batch, I, len)` -> `(batch, O, out_len)`; with
+/// `INPUT_GRAD = false` no input gradient (built by [`builder::Conv1DOnData`]).
 /// Parameters start uniform in `±1/sqrt(I*K)` (PyTorch's default) from the device's
 /// seeded RNG.
 ///
@@ -140,6 +172,7 @@ pub struct Conv1D<
     P,
     E: Dtype,
     D: Storage<E>,
+    const INPUT_GRAD: bool = true,
 > {
     /// Kernel, `[O, I, K]`.
     pub weight: Tensor<Rank3<O, I, K>, E, D>,
@@ -149,14 +182,22 @@ pub struct Conv1D<
     pub padding: P,
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, P: PaddingMode, E, D>
-    BuildOnDevice<D, E> for builder::Conv1D<I, O, K, S, P>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        P: PaddingMode,
+        const G: bool,
+        E,
+        D,
+    > BuildOnDevice<D, E> for builder::Conv1D<I, O, K, S, P, G>
 where
     E: Dtype,
     D: Device<E>,
-    Conv1D<I, O, K, S, P, E, D>: BuildModule<D, E>,
+    Conv1D<I, O, K, S, P, E, D, G>: BuildModule<D, E>,
 {
-    type Built = Conv1D<I, O, K, S, P, E, D>;
+    type Built = Conv1D<I, O, K, S, P, E, D, G>;
     fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
         Self::Built::try_build(device)
     }
@@ -170,17 +211,26 @@ impl<
         P,
         E: Dtype,
         D: Storage<E>,
-    > NonMutableModule for Conv1D<I, O, K, S, P, E, D>
+        const G: bool,
+    > NonMutableModule for Conv1D<I, O, K, S, P, E, D, G>
 {
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, P: PaddingMode, E, D>
-    TensorCollection<E, D> for Conv1D<I, O, K, S, P, E, D>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        P: PaddingMode,
+        const G: bool,
+        E,
+        D,
+    > TensorCollection<E, D> for Conv1D<I, O, K, S, P, E, D, G>
 where
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = Conv1D<I, O, K, S, P, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = Conv1D<I, O, K, S, P, E2, D2, G>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -215,15 +265,21 @@ where
     }
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, P: PaddingMode>
-    Conv1D<I, O, K, S, P, f32, Cpu>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        P: PaddingMode,
+        const G: bool,
+    > Conv1D<I, O, K, S, P, f32, Cpu, G>
 {
     /// Like `Module::try_forward`, with bad geometry reported as a [`ConvError`].
     pub fn try_forward_checked<B: Dim, L: Dim, T: Tape<f32, Cpu>>(
         &self,
         x: Tensor<(B, Const<I>, L), f32, Cpu, T>,
     ) -> Result<Tensor<(B, Const<O>, usize), f32, Cpu, T>, ConvError> {
-        conv1d(x, &self.weight, Some(&self.bias), S, P::PADDING)
+        conv1d_impl(x, &self.weight, Some(&self.bias), S, P::PADDING, G)
     }
 }
 
@@ -233,10 +289,11 @@ impl<
         const K: usize,
         const S: usize,
         P: PaddingMode,
+        const G: bool,
         B: Dim,
         L: Dim,
         T: Tape<f32, Cpu>,
-    > Module<Tensor<(B, Const<I>, L), f32, Cpu, T>> for Conv1D<I, O, K, S, P, f32, Cpu>
+    > Module<Tensor<(B, Const<I>, L), f32, Cpu, T>> for Conv1D<I, O, K, S, P, f32, Cpu, G>
 {
     type Output = Tensor<(B, Const<O>, usize), f32, Cpu, T>;
     type Error = CpuError;

@@ -53,7 +53,9 @@ pub(crate) fn read<S: Shape, T: Tape<f32, Cpu>>(
 /// The dfdx side of every convolution: runs the kernels and records the backward pass.
 ///
 /// `x` must hold `[batch, g.c, g.h, g.w]` elements in its logical order, `dst` is the
-/// output shape `[batch, o, g.oh, g.ow]`.
+/// output shape `[batch, o, g.oh, g.ow]`. Without `input_grad` the backward pass computes
+/// no gradient for `x` (the weight and bias gradients only).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, Cpu>>(
     x: Tensor<Si, f32, Cpu, T>,
     w: &Tensor<Sw, f32, Cpu>,
@@ -61,6 +63,7 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
     o: usize,
     g: Geom,
     dst: So,
+    input_grad: bool,
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
     let (xv, x) = read(x)?;
     let (x, mut tape) = x.split_tape();
@@ -78,12 +81,17 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
         let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
         let bg = bias.map(|b| b.ghost());
         tape.add_backward_op(move |grads| {
-            grads.try_alloc_for(&xg)?;
             grads.try_alloc_for(&wg)?;
             grads.try_alloc_for(&og)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
-            advise_huge(&mut gx);
+            let mut gx = if input_grad {
+                grads.try_alloc_for(&xg)?;
+                let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
+                advise_huge(&mut gx);
+                Some(gx)
+            } else {
+                None
+            };
             let mut gw = std::mem::take(&mut **grads.get_or_alloc_mut(&wg)?);
             let mut gb = match &bg {
                 Some(bg) => Some(std::mem::take(&mut **grads.get_or_alloc_mut(bg)?)),
@@ -93,14 +101,16 @@ pub(crate) fn conv_op<Si: Shape, So: Shape, Sw: Shape, Sb: Shape, T: Tape<f32, C
                 &xv,
                 &wv,
                 &gout,
-                Some(&mut gx),
+                gx.as_deref_mut(),
                 &mut gw,
                 gb.as_deref_mut(),
                 o,
                 &g,
             );
             **grads.get_or_alloc_mut(&og)? = gout;
-            **grads.get_or_alloc_mut(&xg)? = gx;
+            if let Some(gx) = gx {
+                **grads.get_or_alloc_mut(&xg)? = gx;
+            }
             **grads.get_or_alloc_mut(&wg)? = gw;
             if let (Some(bg), Some(gb)) = (&bg, gb) {
                 **grads.get_or_alloc_mut(bg)? = gb;
@@ -143,6 +153,26 @@ pub fn conv2d<
     stride: (usize, usize),
     padding: (usize, usize),
 ) -> Result<Tensor<(B, Const<O>, usize, usize), f32, Cpu, T>, ConvError> {
+    conv2d_impl(x, weight, bias, stride, padding, true)
+}
+
+fn conv2d_impl<
+    B: Dim,
+    const C: usize,
+    H: Dim,
+    W: Dim,
+    const O: usize,
+    const KH: usize,
+    const KW: usize,
+    T: Tape<f32, Cpu>,
+>(
+    x: Tensor<(B, Const<C>, H, W), f32, Cpu, T>,
+    weight: &Tensor<Rank4<O, C, KH, KW>, f32, Cpu>,
+    bias: Option<&Tensor<Rank1<O>, f32, Cpu>>,
+    stride: (usize, usize),
+    padding: (usize, usize),
+    input_grad: bool,
+) -> Result<Tensor<(B, Const<O>, usize, usize), f32, Cpu, T>, ConvError> {
     let (b, _, h, w) = *x.shape();
     let (h, w) = (h.size(), w.size());
     let oh = out_size("height", h, KH, stride.0, padding.0, padding.0)?;
@@ -160,13 +190,22 @@ pub fn conv2d<
         oh,
         ow,
     };
-    Ok(conv_op(x, weight, bias, O, g, (b, Const, oh, ow))?)
+    Ok(conv_op(
+        x,
+        weight,
+        bias,
+        O,
+        g,
+        (b, Const, oh, ow),
+        input_grad,
+    )?)
 }
 
 /// Builders: the types to name in a model, e.g. `(builders::Conv2D<3, 8, 3>, ReLU)`.
 pub mod builder {
     /// Builds a [`super::Conv2D`]: `I` in channels, `O` out channels, `K`x`K` kernel,
-    /// stride `S`, zero padding `P` on every side.
+    /// stride `S`, zero padding `P` on every side; `INPUT_GRAD = false`: see
+    /// [`Conv2DOnData`].
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Conv2D<
         const I: usize,
@@ -174,6 +213,7 @@ pub mod builder {
         const K: usize,
         const S: usize = 1,
         const P: usize = 0,
+        const INPUT_GRAD: bool = true,
     >;
     /// Builds an [`super::UnbiasedConv2D`] (no bias, as in ResNet before batch norm).
     #[derive(Debug, Clone, Copy, Default)]
@@ -183,36 +223,58 @@ pub mod builder {
         const K: usize,
         const S: usize = 1,
         const P: usize = 0,
+        const INPUT_GRAD: bool = true,
     >;
+    /// A [`Conv2D`] that is the model's first layer: its input is data, so its backward
+    /// pass computes no input gradient (the weight and bias gradients only), as PyTorch
+    /// skips it for an input that does not require grad. The parameters, their names and
+    /// their initialisation are those of [`Conv2D`] (checkpoints load either way). Put it
+    /// only where nothing upstream is trained: an earlier layer would get zero gradients.
+    pub type Conv2DOnData<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize = 1,
+        const P: usize = 0,
+    > = Conv2D<I, O, K, S, P, false>;
+    /// [`UnbiasedConv2D`] on the model's input data (no input gradient, see
+    /// [`Conv2DOnData`]); e.g. ResNet's stem.
+    pub type UnbiasedConv2DOnData<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize = 1,
+        const P: usize = 0,
+    > = UnbiasedConv2D<I, O, K, S, P, false>;
 }
 
 macro_rules! conv2d_module {
     ($name:ident, $($bias:ident)?) => {
-        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E, D>
-            BuildOnDevice<D, E> for builder::$name<I, O, K, S, P>
+        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: bool, E, D>
+            BuildOnDevice<D, E> for builder::$name<I, O, K, S, P, G>
         where
             E: Dtype,
             D: Device<E>,
-            $name<I, O, K, S, P, E, D>: BuildModule<D, E>,
+            $name<I, O, K, S, P, E, D, G>: BuildModule<D, E>,
         {
-            type Built = $name<I, O, K, S, P, E, D>;
+            type Built = $name<I, O, K, S, P, E, D, G>;
             fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
                 Self::Built::try_build(device)
             }
         }
 
-        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E: Dtype, D: Storage<E>>
-            NonMutableModule for $name<I, O, K, S, P, E, D>
+        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: bool, E: Dtype, D: Storage<E>>
+            NonMutableModule for $name<I, O, K, S, P, E, D, G>
         {
         }
 
-        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E, D>
-            TensorCollection<E, D> for $name<I, O, K, S, P, E, D>
+        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: bool, E, D>
+            TensorCollection<E, D> for $name<I, O, K, S, P, E, D, G>
         where
             E: Dtype + Float + SampleUniform,
             D: Device<E>,
         {
-            type To<E2: Dtype, D2: Device<E2>> = $name<I, O, K, S, P, E2, D2>;
+            type To<E2: Dtype, D2: Device<E2>> = $name<I, O, K, S, P, E2, D2, G>;
 
             fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
                 visitor: &mut V,
@@ -233,22 +295,22 @@ macro_rules! conv2d_module {
             }
         }
 
-        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize>
-            $name<I, O, K, S, P, f32, Cpu>
+        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: bool>
+            $name<I, O, K, S, P, f32, Cpu, G>
         {
             /// Like `Module::try_forward`, with bad geometry reported as a [`ConvError`].
             pub fn try_forward_checked<B: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
                 &self,
                 x: Tensor<(B, Const<I>, H, W), f32, Cpu, T>,
             ) -> Result<Tensor<(B, Const<O>, usize, usize), f32, Cpu, T>, ConvError> {
-                conv2d(x, &self.weight, conv2d_module!(@bias self $($bias)?), (S, S), (P, P))
+                conv2d_impl(x, &self.weight, conv2d_module!(@bias self $($bias)?), (S, S), (P, P), G)
             }
         }
 
         /// Panics (like dfdx on mismatched runtime shapes) if the kernel is larger than the
         /// padded input; use `try_forward_checked` for a [`ConvError`] instead.
-        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, B: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>
-            Module<Tensor<(B, Const<I>, H, W), f32, Cpu, T>> for $name<I, O, K, S, P, f32, Cpu>
+        impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: bool, B: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>
+            Module<Tensor<(B, Const<I>, H, W), f32, Cpu, T>> for $name<I, O, K, S, P, f32, Cpu, G>
         {
             type Output = Tensor<(B, Const<O>, usize, usize), f32, Cpu, T>;
             type Error = CpuError;
@@ -262,7 +324,8 @@ macro_rules! conv2d_module {
 }
 
 /// 2-d convolution layer with bias: `I` -> `O` channels, `K`x`K` kernel, stride `S`,
-/// zero padding `P`. Input `(batch, I, h, w)`, output `(batch, O, oh, ow)` with
+/// zero padding `P`; with `INPUT_GRAD = false` no input gradient (built by
+/// [`builder::Conv2DOnData`]). Input `(batch, I, h, w)`, output `(batch, O, oh, ow)` with
 /// `oh = (h + 2P - K) / S + 1`. Weights and bias start uniform in `±1/sqrt(I*K*K)`
 /// (PyTorch's default), drawn from the device's seeded RNG.
 ///
@@ -288,6 +351,7 @@ pub struct Conv2D<
     const P: usize,
     E: Dtype,
     D: Storage<E>,
+    const INPUT_GRAD: bool = true,
 > {
     /// Kernel, `[O, I, K, K]`.
     pub weight: Tensor<Rank4<O, I, K, K>, E, D>,
@@ -305,6 +369,7 @@ pub struct UnbiasedConv2D<
     const P: usize,
     E: Dtype,
     D: Storage<E>,
+    const INPUT_GRAD: bool = true,
 > {
     /// Kernel, `[O, I, K, K]`.
     pub weight: Tensor<Rank4<O, I, K, K>, E, D>,

@@ -233,6 +233,15 @@ fn batch_parallel(batch: usize) -> bool {
     batch >= rayon::current_num_threads()
 }
 
+/// Scratch buffers of one thread.
+#[derive(Default)]
+struct Scratch {
+    /// im2col matrix.
+    col: Buf,
+    /// Input-gradient columns.
+    dcol: Buf,
+}
+
 /// Convolution forward: `out[b, o, oy, ox] = bias[o] + sum w[o, c, ky, kx] x[b, c, iy, ix]`.
 ///
 /// `x` is `[batch, c, h, w]`, `w` is `[o, c, kh, kw]`, `out` is `[batch, o, oh, ow]`.
@@ -245,7 +254,7 @@ pub(crate) fn conv_forward(
     g: &Geom,
 ) {
     let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
-    let one = |x_b: &[f32], out_b: &mut [f32], col: &mut Buf, par: bool| {
+    let one = |x_b: &[f32], out_b: &mut [f32], s: &mut Scratch, par: bool| {
         if let Some(bias) = bias {
             for (row, &bv) in out_b.chunks_exact_mut(p).zip(bias) {
                 row.fill(bv);
@@ -254,9 +263,9 @@ pub(crate) fn conv_forward(
         let colm: &[f32] = if g.is_identity() {
             x_b
         } else {
-            col.resize_uninit(ckk * p);
-            im2col(x_b, g, col);
-            col
+            s.col.resize_uninit(ckk * p);
+            im2col(x_b, g, &mut s.col);
+            &s.col
         };
         sgemm(
             (o, p, ckk),
@@ -273,16 +282,32 @@ pub(crate) fn conv_forward(
     if batch_parallel(out.len() / (o * p).max(1)) {
         out.par_chunks_mut(o * p)
             .zip(x.par_chunks(chw))
-            .for_each_init(Buf::empty, |col, (out_b, x_b)| one(x_b, out_b, col, false));
+            .for_each_init(Scratch::default, |s, (out_b, x_b)| {
+                one(x_b, out_b, s, false)
+            });
     } else {
-        let mut col = Buf::empty();
+        let mut s = Scratch::default();
         for (out_b, x_b) in out.chunks_mut(o * p).zip(x.chunks(chw)) {
-            one(x_b, out_b, &mut col, true);
+            one(x_b, out_b, &mut s, true);
         }
     }
 }
 
+/// The images of a batch whose weight gradients one accumulator sums, in order: a fixed
+/// split of the batch (at most [`GRAD_CHUNKS`] parts), so that the summation order, and
+/// with it every bit of the weight gradient, does not depend on the thread count.
+fn images_per_chunk(batch: usize) -> usize {
+    batch.div_ceil(GRAD_CHUNKS).max(1)
+}
+
+/// Number of parts the backward pass splits a batch into (each part's weight gradient is
+/// summed in image order, the parts' sums then added in part order).
+const GRAD_CHUNKS: usize = 16;
+
 /// Convolution backward. Adds into `gx` (if given), `gw` and `gb` (if given).
+///
+/// Bit-identical for any number of threads: the batch is split into fixed parts
+/// ([`images_per_chunk`]) whose weight and bias gradients are added in order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
     x: &[f32],
@@ -290,34 +315,37 @@ pub(crate) fn conv_backward(
     gout: &[f32],
     gx: Option<&mut [f32]>,
     gw: &mut [f32],
-    gb: Option<&mut [f32]>,
+    mut gb: Option<&mut [f32]>,
     o: usize,
     g: &Geom,
 ) {
     let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
     let batch = gout.len() / (o * p).max(1);
+    if batch == 0 {
+        return;
+    }
     let want_gb = gb.is_some();
 
+    /// Weight and bias gradients of one part of the batch, with its scratch buffers.
     struct Acc {
+        /// `[o, ckk]`.
         gw: Vec<f32>,
         gb: Vec<f32>,
-        col: Buf,
-        dcol: Buf,
+        s: Scratch,
     }
-    let new_acc = || Acc {
-        gw: vec![0.0; o * ckk],
-        gb: vec![0.0; if want_gb { o } else { 0 }],
-        col: Buf::empty(),
-        dcol: Buf::empty(),
-    };
     // One image: weight / bias gradients into `acc`, input gradient into `gx_b`.
     let one = |acc: &mut Acc, x_b: &[f32], gout_b: &[f32], gx_b: Option<&mut [f32]>, par: bool| {
+        if want_gb {
+            for (s, row) in acc.gb.iter_mut().zip(gout_b.chunks_exact(p)) {
+                *s += row.iter().sum::<f32>();
+            }
+        }
         let colm: &[f32] = if g.is_identity() {
             x_b
         } else {
-            acc.col.resize_uninit(ckk * p);
-            im2col(x_b, g, &mut acc.col);
-            &acc.col
+            acc.s.col.resize_uninit(ckk * p);
+            im2col(x_b, g, &mut acc.s.col);
+            &acc.s.col
         };
         // gw[o, ckk] += gout[o, p] * col[ckk, p]^T
         sgemm(
@@ -331,78 +359,70 @@ pub(crate) fn conv_backward(
             true,
             par,
         );
-        if want_gb {
-            for (s, row) in acc.gb.iter_mut().zip(gout_b.chunks_exact(p)) {
-                *s += row.iter().sum::<f32>();
-            }
-        }
         if let Some(gx_b) = gx_b {
             // dcol[ckk, p] = w[o, ckk]^T * gout[o, p]
             if g.is_identity() {
                 sgemm((ckk, p, o), w, (1, ckk), gout_b, (p, 1), gx_b, p, true, par);
             } else {
-                acc.dcol.resize_uninit(ckk * p);
+                acc.s.dcol.resize_uninit(ckk * p);
                 sgemm(
                     (ckk, p, o),
                     w,
                     (1, ckk),
                     gout_b,
                     (p, 1),
-                    &mut acc.dcol,
+                    &mut acc.s.dcol,
                     p,
                     false,
                     par,
                 );
-                col2im_add(&acc.dcol, g, gx_b);
+                col2im_add(&acc.s.dcol, g, gx_b);
             }
         }
     };
-    let total = if batch_parallel(batch) {
-        let reduce = |mut a: Acc, b: Acc| {
-            a.gw.iter_mut().zip(&b.gw).for_each(|(s, v)| *s += v);
-            a.gb.iter_mut().zip(&b.gb).for_each(|(s, v)| *s += v);
-            a
+    let per = images_per_chunk(batch);
+    let parts = batch.div_ceil(per);
+    let par_inside = parts < rayon::current_num_threads();
+    let part = |x_c: &[f32], go_c: &[f32], gx_c: Option<&mut [f32]>| {
+        let mut acc = Acc {
+            gw: vec![0.0; o * ckk],
+            gb: vec![0.0; if want_gb { o } else { 0 }],
+            s: Scratch::default(),
         };
-        match gx {
-            Some(gx) => gx
-                .par_chunks_mut(chw)
-                .zip(x.par_chunks(chw).zip(gout.par_chunks(o * p)))
-                .fold(new_acc, |mut acc, (gx_b, (x_b, go_b))| {
-                    one(&mut acc, x_b, go_b, Some(gx_b), false);
-                    acc
-                })
-                .reduce(new_acc, reduce),
-            None => x
-                .par_chunks(chw)
-                .zip(gout.par_chunks(o * p))
-                .fold(new_acc, |mut acc, (x_b, go_b)| {
-                    one(&mut acc, x_b, go_b, None, false);
-                    acc
-                })
-                .reduce(new_acc, reduce),
-        }
-    } else {
-        let mut acc = new_acc();
-        match gx {
-            Some(gx) => {
-                for (gx_b, (x_b, go_b)) in gx
+        match gx_c {
+            Some(gx_c) => {
+                for (gx_b, (x_b, go_b)) in gx_c
                     .chunks_mut(chw)
-                    .zip(x.chunks(chw).zip(gout.chunks(o * p)))
+                    .zip(x_c.chunks(chw).zip(go_c.chunks(o * p)))
                 {
-                    one(&mut acc, x_b, go_b, Some(gx_b), true);
+                    one(&mut acc, x_b, go_b, Some(gx_b), par_inside);
                 }
             }
             None => {
-                for (x_b, go_b) in x.chunks(chw).zip(gout.chunks(o * p)) {
-                    one(&mut acc, x_b, go_b, None, true);
+                for (x_b, go_b) in x_c.chunks(chw).zip(go_c.chunks(o * p)) {
+                    one(&mut acc, x_b, go_b, None, par_inside);
                 }
             }
         }
-        acc
+        (acc.gw, acc.gb)
     };
-    gw.iter_mut().zip(&total.gw).for_each(|(s, v)| *s += v);
-    if let Some(gb) = gb {
-        gb.iter_mut().zip(&total.gb).for_each(|(s, v)| *s += v);
+    let sums: Vec<(Vec<f32>, Vec<f32>)> = match gx {
+        Some(gx) => gx
+            .par_chunks_mut(chw * per)
+            .zip(x.par_chunks(chw * per).zip(gout.par_chunks(o * p * per)))
+            .map(|(gx_c, (x_c, go_c))| part(x_c, go_c, Some(gx_c)))
+            .collect(),
+        None => x
+            .par_chunks(chw * per)
+            .zip(gout.par_chunks(o * p * per))
+            .map(|(x_c, go_c)| part(x_c, go_c, None))
+            .collect(),
+    };
+    for (sgw, sgb) in &sums {
+        gw.iter_mut().zip(sgw).for_each(|(s, v)| *s += v);
+        if let Some(gb) = gb.as_deref_mut() {
+            gb.iter_mut().zip(sgb).for_each(|(s, v)| *s += v);
+        }
     }
 }
 

@@ -739,3 +739,134 @@ fn dense_matches_hand_computation_and_ignores_thread_count() {
     };
     assert_eq!(on(1), on(3));
 }
+
+/// Output, stem weight gradient, block weight gradient, and the input gradient if any, of
+/// a small ResNet-like net trained one step (train-mode batch norm) on `threads` threads.
+fn stem_run<M>(on_threads: usize, batch: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>)
+where
+    M: BuildOnDevice<Cpu, f32>,
+    M::Built: ModuleMut<
+            Tensor<(usize, Const<3>, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>,
+            Output = Tensor<(usize, Const<8>, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>,
+        > + StemParams,
+{
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(on_threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let dev = Cpu::seed_from_u64(3);
+            let mut m = dev.build_module::<M, f32>();
+            let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
+                dev.sample_normal_like(&(batch, Const, 19, 17));
+            let y = m.forward_mut(x.leaky_trace()); // keeps every gradient, the input's too
+            let yv = y.as_vec();
+            let grads = (y.square().mean::<Rank0, _>()).backward();
+            let (stem, block) = m.params();
+            let gx =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grads.get(&x).as_vec()))
+                    .ok();
+            (yv, grads.get(stem).as_vec(), grads.get(block).as_vec(), gx)
+        })
+}
+
+/// The stem's and the first block's convolution weights of the nets of `stem_run`.
+trait StemParams {
+    fn params(
+        &self,
+    ) -> (
+        &Tensor<Rank4<8, 3, 7, 7>, f32, Cpu>,
+        &Tensor<Rank4<8, 8, 3, 3>, f32, Cpu>,
+    );
+}
+macro_rules! stem_params {
+    ($conv:ident) => {
+        impl StemParams
+            for (
+                $conv<3, 8, 7, 2, 3, f32, Cpu>,
+                BatchNormReLU2D<8, f32, Cpu>,
+                BasicBlock<8, f32, Cpu>,
+            )
+        {
+            fn params(
+                &self,
+            ) -> (
+                &Tensor<Rank4<8, 3, 7, 7>, f32, Cpu>,
+                &Tensor<Rank4<8, 8, 3, 3>, f32, Cpu>,
+            ) {
+                (&self.0.weight, &self.2.conv1.weight)
+            }
+        }
+    };
+}
+type StemOnData<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    E,
+    D,
+> = UnbiasedConv2D<I, O, K, S, P, E, D, false>;
+stem_params!(UnbiasedConv2D);
+stem_params!(StemOnData);
+
+#[test]
+fn on_data_stem_skips_only_the_input_gradient_and_threads_change_no_bit() {
+    type Full = (
+        cb::UnbiasedConv2D<3, 8, 7, 2, 3>,
+        cb::BatchNormReLU2D<8>,
+        cb::BasicBlock<8>,
+    );
+    type OnData = (
+        cb::UnbiasedConv2DOnData<3, 8, 7, 2, 3>,
+        cb::BatchNormReLU2D<8>,
+        cb::BasicBlock<8>,
+    );
+    // 37 images: more than the backward pass's fixed parts, not a multiple of them.
+    let full = stem_run::<Full>(1, 37);
+    let data = stem_run::<OnData>(1, 37);
+    assert!(
+        full.3.is_some(),
+        "the plain stem computes the input gradient"
+    );
+    assert!(
+        data.3.is_none(),
+        "the stem on data computes no input gradient"
+    );
+    // Same parameters (same seed and names), same output and parameter gradients, bitwise.
+    assert_eq!(full.0, data.0);
+    assert_eq!(full.1, data.1);
+    assert_eq!(full.2, data.2);
+    // Bit-identical on 1, 2 and 3 threads (the weight gradients are summed in fixed parts).
+    assert_eq!(stem_run::<Full>(2, 37), full);
+    assert_eq!(stem_run::<Full>(3, 37), full);
+    assert_eq!(stem_run::<OnData>(3, 37).1, data.1);
+}
+
+#[test]
+fn conv1d_on_data_has_the_parameter_gradients_of_conv1d() {
+    let dev = Cpu::seed_from_u64(9);
+    let full = dev.build_module::<cb::Conv1D<6, 4, 3, 1, cb::Same>, f32>();
+    let data = dev.build_module::<cb::Conv1DOnData<6, 4, 3, 1, cb::Same>, f32>();
+    let data = Conv1D::<6, 4, 3, 1, Same, f32, Cpu, false> {
+        weight: full.weight.clone(),
+        bias: full.bias.clone(),
+        padding: data.padding,
+    };
+    let x: Tensor<(usize, Const<6>, usize), f32, _> = dev.sample_normal_like(&(5, Const, 13));
+    let gf = full
+        .forward(x.leaky_trace())
+        .square()
+        .sum::<Rank0, _>()
+        .backward();
+    let gd = data
+        .forward(x.leaky_trace())
+        .square()
+        .sum::<Rank0, _>()
+        .backward();
+    assert_eq!(gf.get(&full.weight).as_vec(), gd.get(&data.weight).as_vec());
+    assert_eq!(gf.get(&full.bias).as_vec(), gd.get(&data.bias).as_vec());
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gd.get(&x))).is_err());
+    assert_eq!(gf.get(&x).shape(), x.shape());
+}
