@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::buffers::Buf;
+use crate::winograd::{WinoScratch, Winograd};
 
 /// Geometry of a 2-d window operation (convolution or pooling) on one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,11 +241,15 @@ struct Scratch {
     col: Buf,
     /// Input-gradient columns.
     dcol: Buf,
+    /// Buffers of the Winograd path.
+    wino: WinoScratch,
 }
 
 /// Convolution forward: `out[b, o, oy, ox] = bias[o] + sum w[o, c, ky, kx] x[b, c, iy, ix]`.
 ///
 /// `x` is `[batch, c, h, w]`, `w` is `[o, c, kh, kw]`, `out` is `[batch, o, oh, ow]`.
+/// Stride-1 3x3 and 3-tap 1-d convolutions use Winograd's F(2, 3) ([`Winograd`]), the
+/// others im2col + one GEMM per image.
 pub(crate) fn conv_forward(
     x: &[f32],
     w: &[f32],
@@ -254,7 +259,11 @@ pub(crate) fn conv_forward(
     g: &Geom,
 ) {
     let (chw, ckk, p) = (g.chw(), g.ckk(), g.p());
+    let wino = Winograd::of(g).map(|wg| (wg, wg.kernel(w, o, g.c)));
     let one = |x_b: &[f32], out_b: &mut [f32], s: &mut Scratch, par: bool| {
+        if let Some((wg, u)) = &wino {
+            return wg.forward(x_b, u, bias, out_b, o, g, &mut s.wino, par);
+        }
         if let Some(bias) = bias {
             for (row, &bv) in out_b.chunks_exact_mut(p).zip(bias) {
                 row.fill(bv);
@@ -325,10 +334,14 @@ pub(crate) fn conv_backward(
         return;
     }
     let want_gb = gb.is_some();
+    let wino = Winograd::of(g).map(|wg| (wg, wg.kernel(w, o, g.c)));
+    let gw_len = wino
+        .as_ref()
+        .map_or(o * ckk, |(wg, _)| wg.comps() * o * g.c);
 
     /// Weight and bias gradients of one part of the batch, with its scratch buffers.
     struct Acc {
-        /// `[o, ckk]`.
+        /// `[o, ckk]`, or `[ξ, o, c]` in the Winograd domain.
         gw: Vec<f32>,
         gb: Vec<f32>,
         s: Scratch,
@@ -339,6 +352,19 @@ pub(crate) fn conv_backward(
             for (s, row) in acc.gb.iter_mut().zip(gout_b.chunks_exact(p)) {
                 *s += row.iter().sum::<f32>();
             }
+        }
+        if let Some((wg, u)) = &wino {
+            return wg.backward(
+                x_b,
+                u,
+                gout_b,
+                gx_b,
+                &mut acc.gw,
+                o,
+                g,
+                &mut acc.s.wino,
+                par,
+            );
         }
         let colm: &[f32] = if g.is_identity() {
             x_b
@@ -385,7 +411,7 @@ pub(crate) fn conv_backward(
     let par_inside = parts < rayon::current_num_threads();
     let part = |x_c: &[f32], go_c: &[f32], gx_c: Option<&mut [f32]>| {
         let mut acc = Acc {
-            gw: vec![0.0; o * ckk],
+            gw: vec![0.0; gw_len],
             gb: vec![0.0; if want_gb { o } else { 0 }],
             s: Scratch::default(),
         };
@@ -418,11 +444,16 @@ pub(crate) fn conv_backward(
             .map(|(x_c, go_c)| part(x_c, go_c, None))
             .collect(),
     };
+    let mut total = vec![0.0; gw_len];
     for (sgw, sgb) in &sums {
-        gw.iter_mut().zip(sgw).for_each(|(s, v)| *s += v);
+        total.iter_mut().zip(sgw).for_each(|(s, v)| *s += v);
         if let Some(gb) = gb.as_deref_mut() {
             gb.iter_mut().zip(sgb).for_each(|(s, v)| *s += v);
         }
+    }
+    match &wino {
+        Some((wg, _)) => wg.kernel_t(&total, o, g.c, gw),
+        None => gw.iter_mut().zip(&total).for_each(|(s, v)| *s += v),
     }
 }
 

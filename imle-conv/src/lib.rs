@@ -51,6 +51,7 @@ mod dense;
 mod error;
 mod kernel;
 mod pool;
+mod winograd;
 
 pub use batchnorm::{batch_norm2d, BatchNorm2D, BatchNormReLU2D, BnMode};
 pub use block::{BasicBlock, DownsampleBlock};

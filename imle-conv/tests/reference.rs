@@ -163,6 +163,12 @@ fn conv2d_matches_reference() {
     check_conv2d::<2, 2, 1>(6, 2, 5, 5, 2, 0); // strided 1x1 (downsample)
     check_conv2d::<1, 2, 5>(7, 2, 5, 5, 1, 0); // kernel = input: 1x1 output
     check_conv2d::<3, 8, 3>(8, 1, 9, 9, 1, 1); // batch 1: parallel inside the GEMM
+                                               // Winograd F(2x2, 3x3) (every stride-1 3x3): no padding, padding 2, even and odd
+                                               // sizes, a batch split into the backward pass's fixed parts, more channels
+    check_conv2d::<2, 3, 3>(9, 3, 6, 9, 1, 0);
+    check_conv2d::<3, 2, 3>(10, 2, 5, 4, 1, 2);
+    check_conv2d::<16, 24, 3>(11, 37, 8, 10, 1, 1);
+    check_conv2d::<2, 2, 3>(12, 2, 3, 3, 1, 0); // one output
 }
 
 fn check_conv1d<const C: usize, const O: usize, const K: usize>(
@@ -223,6 +229,11 @@ fn conv1d_matches_reference() {
     check_conv1d::<2, 3, 5>(13, 2, 8, 3, Padding1D::Explicit(2));
     check_conv1d::<4, 4, 3>(14, 5, 7, 1, Padding1D::Explicit(0));
     check_conv1d::<2, 2, 3>(15, 2, 1, 1, Padding1D::Same); // length 1
+                                                           // Winograd F(2, 3) (every stride-1 3-tap): odd and even lengths, padding 2, many
+                                                           // channels and a batch larger than the backward pass's parts
+    check_conv1d::<24, 17, 3>(16, 37, 35, 1, Padding1D::Same);
+    check_conv1d::<3, 4, 3>(17, 2, 6, 1, Padding1D::Explicit(2));
+    check_conv1d::<3, 4, 3>(18, 1, 3, 1, Padding1D::Explicit(0));
 }
 
 #[test]
