@@ -75,6 +75,54 @@ fn loss_on_vae_shapes_matches_f64_reference() {
 }
 
 #[test]
+fn fused_host_loss_equals_the_dfdx_chain_in_value_and_gradients() {
+    // vae_loss_host (one pass per term) against vae_loss (dfdx's ops) on VAE shapes, with
+    // large logits (saturated sigmoids, near one-hot softmaxes) among them.
+    let dev = Cpu::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let b = 7;
+    let x: Vec<f32> = (0..b * 784).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let xl: Vec<f32> = (0..b * 784)
+        .map(|i| rng.gen_range(-5.0..5.0) * if i % 97 == 0 { 8.0 } else { 1.0 })
+        .collect();
+    let th: Vec<f32> = (0..b * 400)
+        .map(|i| rng.gen_range(-3.0..3.0) * if i % 41 == 0 { 10.0 } else { 1.0 })
+        .collect();
+    let xl_t = dev.tensor_from_vec(xl.clone(), (b, Const::<784>));
+    let th_t = dev.tensor_from_vec(th.clone(), (b, Const::<20>, Const::<20>));
+    let x_t = dev.tensor_from_vec(x.clone(), (b, Const::<784>));
+    let (chain, rc, kc) = vae_loss(xl_t.leaky_trace(), &x_t, th_t.leaky_trace());
+    let errors = imle::op::BackwardErrors::default();
+    let (fused, rf, kf) =
+        imle_paper::vae::model::vae_loss_host(xl_t.leaky_trace(), &x, th_t.leaky_trace(), &errors)
+            .unwrap();
+    assert!((rc - rf).abs() <= 1e-5 * rc.abs(), "recon {rc} vs {rf}");
+    assert!(
+        (kc - kf).abs() <= 1e-5 * kc.abs().max(1.0),
+        "kl {kc} vs {kf}"
+    );
+    assert!((chain.array() - fused.array()).abs() <= 1e-5 * chain.array().abs());
+    let (gc, gf) = (chain.backward(), fused.backward());
+    for (what, a, b) in [
+        (
+            "pixel logits",
+            gc.get(&xl_t).as_vec(),
+            gf.get(&xl_t).as_vec(),
+        ),
+        (
+            "block logits",
+            gc.get(&th_t).as_vec(),
+            gf.get(&th_t).as_vec(),
+        ),
+    ] {
+        let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+            assert!((u - v).abs() <= 1e-5 * scale, "{what}[{i}]: {u} vs {v}");
+        }
+    }
+}
+
+#[test]
 fn our_adam_equals_dfdx_adam_step_for_step() {
     let dev = Cpu::default();
     let mut a = build(&dev, 7);

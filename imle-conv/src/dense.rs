@@ -106,6 +106,15 @@ pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     weight: &Tensor<Rank2<O, I>, f32, Cpu>,
     bias: Option<&Tensor<Rank1<O>, f32, Cpu>>,
 ) -> Result<Tensor<(B, Const<O>), f32, Cpu, T>, CpuError> {
+    dense_impl(x, weight, bias, true)
+}
+
+fn dense_impl<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
+    x: Tensor<(B, Const<I>), f32, Cpu, T>,
+    weight: &Tensor<Rank2<O, I>, f32, Cpu>,
+    bias: Option<&Tensor<Rank1<O>, f32, Cpu>>,
+    input_grad: bool,
+) -> Result<Tensor<(B, Const<O>), f32, Cpu, T>, CpuError> {
     let batch = x.shape().0;
     let n = batch.size();
     let (xv, x) = read(x)?;
@@ -135,11 +144,11 @@ pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
         let (xg, wg, og) = (x.ghost(), weight.ghost(), out.ghost());
         let bg = bias.map(|b| b.ghost());
         tape.add_backward_op(move |grads| {
-            grads.try_alloc_for(&xg)?;
             grads.try_alloc_for(&wg)?;
             grads.try_alloc_for(&og)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            {
+            if input_grad {
+                grads.try_alloc_for(&xg)?;
                 // gx[n, I] += gout[n, O] · weight[O, I]
                 let gx = &mut **grads.get_or_alloc_mut(&xg)?;
                 sgemm_cols((n, I, O), &gout, (O, 1), &wv, (I, 1), gx, true);
@@ -167,9 +176,15 @@ pub fn dense<B: Dim, const I: usize, const O: usize, T: Tape<f32, Cpu>>(
 
 /// Builder of [`Dense`].
 pub mod builder {
-    /// Builds a [`super::Dense`] from `I` to `O` features.
+    /// Builds a [`super::Dense`] from `I` to `O` features; `INPUT_GRAD = false`: see
+    /// [`DenseOnData`].
     #[derive(Debug, Clone, Copy, Default)]
-    pub struct Dense<const I: usize, const O: usize>;
+    pub struct Dense<const I: usize, const O: usize, const INPUT_GRAD: bool = true>;
+    /// A [`Dense`] that is the model's first layer: its input is data, so the backward
+    /// pass computes no input gradient (the weight and bias gradients only), as PyTorch
+    /// for an input without `requires_grad`. Same parameters and names as [`Dense`]. Put
+    /// it only where nothing upstream is trained.
+    pub type DenseOnData<const I: usize, const O: usize> = Dense<I, O, false>;
 }
 
 /// Fully connected layer `(batch, I)` → `(batch, O)`: `y = x · weightᵀ + bias`, the same
@@ -187,36 +202,44 @@ pub mod builder {
 /// assert_eq!(*y.shape(), (32, Const::<10>));
 /// ```
 #[derive(Debug, Clone)]
-pub struct Dense<const I: usize, const O: usize, E: Dtype, D: Storage<E>> {
+pub struct Dense<
+    const I: usize,
+    const O: usize,
+    E: Dtype,
+    D: Storage<E>,
+    const INPUT_GRAD: bool = true,
+> {
     /// Weights, `[O, I]`.
     pub weight: Tensor<Rank2<O, I>, E, D>,
     /// Bias, `[O]`.
     pub bias: Tensor<Rank1<O>, E, D>,
 }
 
-impl<const I: usize, const O: usize, E, D> BuildOnDevice<D, E> for builder::Dense<I, O>
+impl<const I: usize, const O: usize, const G: bool, E, D> BuildOnDevice<D, E>
+    for builder::Dense<I, O, G>
 where
     E: Dtype,
     D: Device<E>,
-    Dense<I, O, E, D>: BuildModule<D, E>,
+    Dense<I, O, E, D, G>: BuildModule<D, E>,
 {
-    type Built = Dense<I, O, E, D>;
+    type Built = Dense<I, O, E, D, G>;
     fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
         Self::Built::try_build(device)
     }
 }
 
-impl<const I: usize, const O: usize, E: Dtype, D: Storage<E>> NonMutableModule
-    for Dense<I, O, E, D>
+impl<const I: usize, const O: usize, E: Dtype, D: Storage<E>, const G: bool> NonMutableModule
+    for Dense<I, O, E, D, G>
 {
 }
 
-impl<const I: usize, const O: usize, E, D> TensorCollection<E, D> for Dense<I, O, E, D>
+impl<const I: usize, const O: usize, E, D, const G: bool> TensorCollection<E, D>
+    for Dense<I, O, E, D, G>
 where
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = Dense<I, O, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = Dense<I, O, E2, D2, G>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -240,12 +263,12 @@ where
     }
 }
 
-impl<const I: usize, const O: usize, B: Dim, T: Tape<f32, Cpu>>
-    Module<Tensor<(B, Const<I>), f32, Cpu, T>> for Dense<I, O, f32, Cpu>
+impl<const I: usize, const O: usize, const G: bool, B: Dim, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<I>), f32, Cpu, T>> for Dense<I, O, f32, Cpu, G>
 {
     type Output = Tensor<(B, Const<O>), f32, Cpu, T>;
     type Error = CpuError;
     fn try_forward(&self, x: Tensor<(B, Const<I>), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
-        dense(x, &self.weight, Some(&self.bias))
+        dense_impl(x, &self.weight, Some(&self.bias), G)
     }
 }

@@ -1,6 +1,7 @@
 //! MAP solver throughput on the batch sizes of the paper's experiments:
-//! top-k on an L2X-like batch (B = 40, m = 350, k = 10) and the Warcraft shortest path on
-//! a batch of 70 K x K grids with the data set's cell costs.
+//! top-k on an L2X-like batch (B = 40, m = 350, k = 10) and on the discrete VAE's latent
+//! (2,000 rows of 20, k = 10: rank counting), and the Warcraft shortest path on a batch of
+//! 70 K x K grids with the data set's cell costs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use imle::solver::{GridShortestPath, MapSolver, Neighbourhood, TopK};
@@ -17,6 +18,14 @@ fn topk(c: &mut Criterion) {
     let mut group = c.benchmark_group("topk_batch");
     group.throughput(Throughput::Elements(batch as u64));
     group.bench_function(BenchmarkId::new("B40_m350_k10", m), |b| {
+        b.iter(|| solver.solve_batch(black_box(&thetas), m, &mut out).unwrap())
+    });
+    // Figure 4's latent: batch 100 x 20 blocks of 20 categories, k = 10
+    let (rows, m) = (2000, 20);
+    let thetas: Vec<f32> = (0..rows * m).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut out = vec![0.0; rows * m];
+    group.throughput(Throughput::Elements(rows as u64));
+    group.bench_function(BenchmarkId::new("rows2000_m20_k10", m), |b| {
         b.iter(|| solver.solve_batch(black_box(&thetas), m, &mut out).unwrap())
     });
     group.finish();

@@ -172,8 +172,10 @@ impl TensorVisitor<f32, Cpu> for Visit<'_> {
             return Err(CpuError::WrongNumElements);
         }
         self.i += 1;
-        let w = &mut opt.scratch;
-        w.resize(n, 0.0);
+        if opt.scratch.len() < n {
+            opt.scratch.resize(n, 0.0);
+        }
+        let w = &mut opt.scratch[..n];
         p.copy_into(w);
         let g: &[f32] = self.grads.get_or_alloc_mut(p)?;
         // Element-wise, so splitting it over threads gives the same bits.

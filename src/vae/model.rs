@@ -1,7 +1,7 @@
 //! The discrete VAE's networks, parameter access and the loss (official code's formula).
 
 use dfdx::prelude::*;
-use imle_conv::builders::Dense;
+use imle_conv::builders::{Dense, DenseOnData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,9 +17,10 @@ pub const LATENT: usize = BLOCKS * CATS;
 pub const N_PARAMS: usize = 12;
 
 /// Encoder 784-512-256-400 (ReLU): 20 blocks of 20 logits. The layers are `imle_conv`'s
-/// `Dense` (dfdx's `Linear` with AVX-512 matrix products, about 2x faster here).
+/// `Dense` (dfdx's `Linear` with AVX-512 matrix products, about 2x faster here); the
+/// first takes the images, so it computes no input gradient (`DenseOnData`).
 pub type EncoderSpec = (
-    Dense<PIXELS, 512>,
+    DenseOnData<PIXELS, 512>,
     ReLU,
     Dense<512, 256>,
     ReLU,
@@ -173,6 +174,103 @@ pub fn vae_loss<P: Dim, N: Dim, M: Dim, D: Device<f32>, T: Tape<f32, D>>(
     let kl = ((log_q - (1.0 / m).ln()) * q_branch).sum::<(), _>() / b;
     let (r, k) = (recon.as_vec()[0], kl.as_vec()[0]);
     (recon + kl, r, k)
+}
+
+/// [`vae_loss`] on the host `Cpu`, each term one fused pass (parallel over images) that
+/// computes the value and its gradient together, instead of dfdx's chain of element-wise
+/// ops and their tapes (the same formula; sums in f64, so the value differs from the
+/// chain's f32 sums by rounding only; tested against it). Deterministic for any thread
+/// count: per-image sums, added in image order.
+///
+/// ```text
+/// ∂/∂l BCE(l, x) = (sigmoid(l) − x) / B
+/// ∂/∂z_j KL      = q_j (g_j − Σ_i q_i g_i) / B,   g_i = ln(q_i + 1e-20) − ln(1/M) + q_i / (q_i + 1e-20)
+/// ```
+#[allow(clippy::type_complexity)] // (loss tensor, reconstruction, KL), as `vae_loss`
+pub fn vae_loss_host<T: Tape<f32, Cpu> + Merge<T>>(
+    x_logits: Tensor<(usize, Const<PIXELS>), f32, Cpu, T>,
+    x: &[f32],
+    logits: Tensor<(usize, Const<BLOCKS>, Const<CATS>), f32, Cpu, T>,
+    errors: &imle::op::BackwardErrors,
+) -> imle::Result<(Tensor<(), f32, Cpu, T>, f32, f32)> {
+    use rayon::prelude::*;
+    let b = x_logits.shape().0;
+    let inv_b = 1.0 / b as f64;
+    // reconstruction: Σ BCE with logits, and its gradient
+    let l = x_logits.as_vec();
+    let mut g_rec = vec![0.0f32; l.len()];
+    let per_image: Vec<f64> = l
+        .par_chunks(PIXELS)
+        .zip(x.par_chunks(PIXELS))
+        .zip(g_rec.par_chunks_mut(PIXELS))
+        .map(|((l, x), g)| {
+            let mut sum = 0.0f64;
+            for ((&l, &t), g) in l.iter().zip(x).zip(g) {
+                // ln(1 + e) with e in (0, 1]: `ln` (not `ln_1p`, several times slower
+                // here) loses at most e < 2^-24 when 1 + e rounds to 1
+                let e = (-l.abs()).exp();
+                sum += (l.max(0.0) - l * t + (1.0 + e).ln()) as f64;
+                let sig = if l >= 0.0 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
+                *g = ((sig - t) as f64 * inv_b) as f32;
+            }
+            sum
+        })
+        .collect();
+    let recon = (per_image.iter().sum::<f64>() * inv_b) as f32;
+    let recon_t = imle::op::custom_op(
+        x_logits,
+        (),
+        vec![recon],
+        move |g: &[f32]| Ok(g_rec.iter().map(|v| v * g[0]).collect()),
+        errors,
+    )?;
+    // KL of each block's softmax to the uniform distribution, and its gradient
+    let z = logits.as_vec();
+    let ln_m = (CATS as f64).ln();
+    let mut g_kl = vec![0.0f32; z.len()];
+    let per_image: Vec<f64> = z
+        .par_chunks(LATENT)
+        .zip(g_kl.par_chunks_mut(LATENT))
+        .map(|(z, g)| {
+            let mut sum = 0.0f64;
+            for (z, g) in z.chunks_exact(CATS).zip(g.chunks_exact_mut(CATS)) {
+                let mx = z.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                let mut q = [0.0f32; CATS];
+                let mut total = 0.0f32;
+                for (q, &v) in q.iter_mut().zip(z) {
+                    *q = (v - mx).exp();
+                    total += *q;
+                }
+                let mut gq = [0.0f64; CATS];
+                let mut dot = 0.0f64;
+                for (q, gq) in q.iter_mut().zip(gq.iter_mut()) {
+                    *q /= total;
+                    let qd = *q as f64;
+                    let lq = ((*q + 1e-20).ln() as f64) + ln_m;
+                    sum += qd * lq;
+                    *gq = lq + qd / (qd + 1e-20);
+                    dot += qd * *gq;
+                }
+                for ((g, &q), gq) in g.iter_mut().zip(&q).zip(gq) {
+                    *g = (q as f64 * (gq - dot) * inv_b) as f32;
+                }
+            }
+            sum
+        })
+        .collect();
+    let kl = (per_image.iter().sum::<f64>() * inv_b) as f32;
+    let kl_t = imle::op::custom_op(
+        logits,
+        (),
+        vec![kl],
+        move |g: &[f32]| Ok(g_kl.iter().map(|v| v * g[0]).collect()),
+        errors,
+    )?;
+    Ok((recon_t + kl_t, recon, kl))
 }
 
 /// Reference implementation of [`vae_loss`] in f64 on plain slices (for tests):

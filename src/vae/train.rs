@@ -3,7 +3,7 @@
 
 use super::device::{self, Backend, Passes};
 use super::latent::{Blocks, Latent, LatentConfig, Method};
-use super::model::{self, vae_loss, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
+use super::model::{self, vae_loss_host, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
 use crate::data::mnist::MnistSplit;
 use crate::run::{stream_seed, tag_seed};
 use crate::train::{
@@ -222,12 +222,14 @@ impl Vae {
             self.sync_device()?;
             return Ok(parts);
         }
+        let pixels = x.clone();
         let x = self.tensor_batch(x);
-        let logits = self.encode(x.clone().traced(Gradients::leaky()));
+        let logits = self.encode(x.traced(Gradients::leaky()));
         let kl_logits = logits.retaped::<OwnedTape<f32, Cpu>>();
         let z = self.latent.apply(logits, seed, temperature)?;
         let x_logits = self.decode(z);
-        let (loss, recon, kl) = vae_loss(x_logits, &x, kl_logits);
+        let errors = imle::op::BackwardErrors::default();
+        let (loss, recon, kl) = vae_loss_host(x_logits, &pixels, kl_logits, &errors)?;
         let value = loss.array();
         if !value.is_finite() {
             bail!("the training loss is not finite ({value})");
@@ -252,10 +254,11 @@ impl Vae {
         if let Some(p) = &self.passes {
             return Ok(p.run(&self.latent, x, seed, temperature, false)?.0);
         }
-        let x = self.tensor_batch(x);
-        let logits = self.encode(x.clone());
+        let pixels = x.clone();
+        let logits = self.encode(self.tensor_batch(x));
         let z = self.latent.apply(logits.clone(), seed, temperature)?;
-        let (loss, recon, kl) = vae_loss(self.decode(z), &x, logits);
+        let errors = imle::op::BackwardErrors::default();
+        let (loss, recon, kl) = vae_loss_host(self.decode(z), &pixels, logits, &errors)?;
         Ok(LossParts {
             loss: loss.array() as f64,
             recon: recon as f64,
