@@ -163,10 +163,28 @@ pub(crate) unsafe fn sgemm_raw(
 }
 
 /// Unfold one image `x[c, h, w]` into `col[(c, ky, kx), (oy, ox)]`.
+///
+/// With a horizontal stride of 2 (the ResNet stem) each input row is first split into its
+/// even and odd columns, so that every run of the matrix is a contiguous copy.
 pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
     let p = g.p();
+    let half = g.w.div_ceil(2);
+    // even columns of every row, then odd columns of every row (stride-2 case only)
+    let mut split = if g.sw == 2 { vec![0.0f32; 2 * g.h * half] } else { Vec::new() };
     for c in 0..g.c {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        if g.sw == 2 {
+            let (even, odd) = split.split_at_mut(g.h * half);
+            for (iy, row) in xc.chunks_exact(g.w).enumerate() {
+                let (e, o) = (&mut even[iy * half..][..half], &mut odd[iy * half..][..half]);
+                for (j, pair) in row.chunks(2).enumerate() {
+                    e[j] = pair[0];
+                    if let Some(&v) = pair.get(1) {
+                        o[j] = v;
+                    }
+                }
+            }
+        }
         for ky in 0..g.kh {
             let (ylo, yhi) = g.valid_rows(ky);
             for kx in 0..g.kw {
@@ -181,12 +199,18 @@ pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
                     out[..xlo].fill(0.0);
                     out[xhi..].fill(0.0);
                     if xlo < xhi {
-                        let start = xlo * g.sw + kx - g.pw;
-                        if g.sw == 1 {
-                            out[xlo..xhi].copy_from_slice(&xrow[start..start + (xhi - xlo)]);
-                        } else {
-                            for (o, i) in out[xlo..xhi].iter_mut().zip((start..).step_by(g.sw)) {
-                                *o = xrow[i];
+                        let (start, n) = (xlo * g.sw + kx - g.pw, xhi - xlo);
+                        match g.sw {
+                            1 => out[xlo..xhi].copy_from_slice(&xrow[start..start + n]),
+                            2 => {
+                                // input columns start, start + 2, ...: one parity, contiguous
+                                let at = (start % 2) * g.h * half + iy * half + start / 2;
+                                out[xlo..xhi].copy_from_slice(&split[at..at + n]);
+                            }
+                            _ => {
+                                for (o, i) in out[xlo..xhi].iter_mut().zip((start..).step_by(g.sw)) {
+                                    *o = xrow[i];
+                                }
                             }
                         }
                     }

@@ -282,10 +282,29 @@ fn ref_max_pool(
 }
 
 fn check_max_pool2d(seed: u64, b: usize, h: usize, w: usize, k: usize, s: usize, p: usize) {
+    check_max_pool2d_levels(seed, b, h, w, k, s, p, None)
+}
+
+/// With `levels`, the input takes that many distinct values only, so windows have ties
+/// (the first maximum in row-major order must win).
+#[allow(clippy::too_many_arguments)]
+fn check_max_pool2d_levels(
+    seed: u64,
+    b: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    levels: Option<f32>,
+) {
     const C: usize = 3;
     let dev = Cpu::seed_from_u64(seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let xv = rand_vec(&mut rng, b * C * h * w);
+    let mut xv = rand_vec(&mut rng, b * C * h * w);
+    if let Some(l) = levels {
+        xv.iter_mut().for_each(|v| *v = (*v * l).round());
+    }
     let x = dev.tensor_from_vec(xv.clone(), (b, Const::<C>, h, w));
     let y = max_pool2d(x.leaky_trace(), (k, k), (s, s), (p, p)).unwrap();
     let (want, arg, oh, ow) = ref_max_pool(&xv, b * C, (h, w), (k, k), (s, s), (p, p));
@@ -302,6 +321,9 @@ fn check_max_pool2d(seed: u64, b: usize, h: usize, w: usize, k: usize, s: usize,
 #[test]
 fn max_pool2d_matches_reference() {
     check_max_pool2d(20, 2, 9, 8, 3, 2, 1); // ResNet's 3x3/2/1
+    check_max_pool2d(25, 2, 8, 9, 3, 2, 1); // odd width
+    check_max_pool2d_levels(26, 2, 10, 11, 3, 2, 1, Some(1.0)); // ties: first maximum
+    check_max_pool2d_levels(27, 1, 7, 7, 3, 2, 0, Some(1.0)); // general path, ties
     check_max_pool2d(21, 3, 6, 6, 2, 2, 0); // 2x2/2
     check_max_pool2d(22, 2, 7, 5, 2, 2, 0); // odd sizes: last row/col dropped
     check_max_pool2d(23, 1, 5, 5, 3, 1, 1);
