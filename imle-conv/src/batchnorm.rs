@@ -18,6 +18,7 @@ use dfdx::shapes::{Const, Dim, HasShape, Rank1};
 use dfdx::tensor::{
     Cpu, CpuError, Merge, NoneTape, OwnedTape, PutTape, SplitTape, Tape, Tensor, TensorFromVec,
 };
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffers::{advise_huge, out_vec, Buf};
@@ -54,7 +55,7 @@ fn channel_sums<R: Send>(n_chan: usize, f: impl Fn(usize, usize) -> R + Sync) ->
 const LANES: usize = 16;
 
 /// Sum of a slice, accumulated in `LANES` f32 lanes.
-#[inline]
+#[multiversion(targets = "simd")]
 fn lane_sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -68,7 +69,7 @@ fn lane_sum(x: &[f32]) -> f32 {
 }
 
 /// Sum of squared deviations from `m`, accumulated in `LANES` f32 lanes.
-#[inline]
+#[multiversion(targets = "simd")]
 fn lane_sq_dev(x: &[f32], m: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -92,9 +93,25 @@ fn mask<const RELU: bool>(g: f32, y: f32) -> f32 {
     }
 }
 
+/// One plane of the forward pass: `o = a * x + b (+ r)`, then ReLU.
+#[multiversion(targets = "simd")]
+fn plane_forward<const RELU: bool>(x: &[f32], r: &[f32], (a, b): (f32, f32), o: &mut [f32]) {
+    if r.is_empty() {
+        for (o, &x) in o.iter_mut().zip(x) {
+            let y = a * x + b;
+            *o = if RELU { y.max(0.0) } else { y };
+        }
+    } else {
+        for ((o, &x), &r) in o.iter_mut().zip(x).zip(r) {
+            let y = a * x + b + r;
+            *o = if RELU { y.max(0.0) } else { y };
+        }
+    }
+}
+
 /// Per plane `(sum g', sum g' * (x - m))` where `g' = mask(g, a * x + b + r)`, in f32
 /// lanes; `r` is the residual plane (or empty).
-#[inline]
+#[multiversion(targets = "simd")]
 fn plane_grad_sums<const RELU: bool>(
     x: &[f32],
     g: &[f32],
@@ -147,7 +164,7 @@ fn plane_grad_sums<const RELU: bool>(
 /// Adds the gradients of one plane: `gx += k * g' - k * mg - c1 * (x - m)` and
 /// `gr += g'` (if `gr` is not empty), `g'` as in [`plane_grad_sums`].
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[multiversion(targets = "simd")]
 fn plane_grad_apply<const RELU: bool>(
     x: &[f32],
     g: &[f32],
@@ -297,19 +314,12 @@ fn batch_norm2d_impl<
         .for_each(|(t, (o, xp))| {
             for (i, (o, xp)) in o.chunks_mut(hw).zip(xp.chunks(hw)).enumerate() {
                 let i = t * planes + i;
-                let (a, b) = (a[i % C], b[i % C]);
-                if rv.is_empty() {
-                    for (o, &x) in o.iter_mut().zip(xp) {
-                        let y = a * x + b;
-                        *o = if RELU { y.max(0.0) } else { y };
-                    }
+                let rp = if rv.is_empty() {
+                    &[][..]
                 } else {
-                    let rp = &rv[i * hw..(i + 1) * hw];
-                    for ((o, &x), &r) in o.iter_mut().zip(xp).zip(rp) {
-                        let y = a * x + b + r;
-                        *o = if RELU { y.max(0.0) } else { y };
-                    }
-                }
+                    &rv[i * hw..(i + 1) * hw]
+                };
+                plane_forward::<RELU>(xp, rp, (a[i % C], b[i % C]), o);
             }
         });
     let out = x.device().try_tensor_from_vec(out, shape)?;

@@ -4,6 +4,7 @@
 //! A 1-d convolution is a 2-d one with `h = kh = sh = 1` and no vertical padding, so
 //! every kernel here serves both.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffers::Buf;
@@ -166,17 +167,25 @@ pub(crate) unsafe fn sgemm_raw(
 ///
 /// With a horizontal stride of 2 (the ResNet stem) each input row is first split into its
 /// even and odd columns, so that every run of the matrix is a contiguous copy.
+#[multiversion(targets = "simd")]
 pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
     let p = g.p();
     let half = g.w.div_ceil(2);
     // even columns of every row, then odd columns of every row (stride-2 case only)
-    let mut split = if g.sw == 2 { vec![0.0f32; 2 * g.h * half] } else { Vec::new() };
+    let mut split = if g.sw == 2 {
+        vec![0.0f32; 2 * g.h * half]
+    } else {
+        Vec::new()
+    };
     for c in 0..g.c {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         if g.sw == 2 {
             let (even, odd) = split.split_at_mut(g.h * half);
             for (iy, row) in xc.chunks_exact(g.w).enumerate() {
-                let (e, o) = (&mut even[iy * half..][..half], &mut odd[iy * half..][..half]);
+                let (e, o) = (
+                    &mut even[iy * half..][..half],
+                    &mut odd[iy * half..][..half],
+                );
                 for (j, pair) in row.chunks(2).enumerate() {
                     e[j] = pair[0];
                     if let Some(&v) = pair.get(1) {
@@ -208,7 +217,8 @@ pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
                                 out[xlo..xhi].copy_from_slice(&split[at..at + n]);
                             }
                             _ => {
-                                for (o, i) in out[xlo..xhi].iter_mut().zip((start..).step_by(g.sw)) {
+                                for (o, i) in out[xlo..xhi].iter_mut().zip((start..).step_by(g.sw))
+                                {
                                     *o = xrow[i];
                                 }
                             }
@@ -221,6 +231,7 @@ pub(crate) fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
 }
 
 /// Fold `col[(c, ky, kx), (oy, ox)]` back into one image, adding into `x[c, h, w]`.
+#[multiversion(targets = "simd")]
 pub(crate) fn col2im_add(col: &[f32], g: &Geom, x: &mut [f32]) {
     let p = g.p();
     for c in 0..g.c {

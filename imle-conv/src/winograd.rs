@@ -21,8 +21,10 @@
 
 use crate::buffers::Buf;
 use crate::kernel::{sgemm, Geom};
+use multiversion::multiversion;
 
 /// `v = Bᵀ d` for tiles whose inputs are `(a[m], b[m], a[m + s], b[m + s])`.
+#[multiversion(targets = "simd")]
 fn bt(a: &[f32], b: &[f32], s: usize, v: [&mut [f32]; 4]) {
     let [v0, v1, v2, v3] = v;
     let n = v0.len();
@@ -38,6 +40,7 @@ fn bt(a: &[f32], b: &[f32], s: usize, v: [&mut [f32]; 4]) {
 
 /// The transpose of [`bt`]: `(da, db) = B dv`, written over `da[..n + s]`, `db[..n + s]`
 /// (the tile inputs at `m` and `m + s`; `n = dv[0].len()`).
+#[multiversion(targets = "simd")]
 fn bt_t(dv: [&[f32]; 4], s: usize, da: &mut [f32], db: &mut [f32]) {
     let n = dv[0].len();
     let [v0, v1, v2, v3] = dv.map(|v| &v[..n]);
@@ -55,6 +58,7 @@ fn bt_t(dv: [&[f32]; 4], s: usize, da: &mut [f32], db: &mut [f32]) {
 }
 
 /// `y = Aᵀ m`: the two outputs of each tile from its four components.
+#[multiversion(targets = "simd")]
 fn at(m: [&[f32]; 4], y0: &mut [f32], y1: &mut [f32]) {
     let n = y0.len();
     let [m0, m1, m2, m3] = m.map(|v| &v[..n]);
@@ -66,6 +70,7 @@ fn at(m: [&[f32]; 4], y0: &mut [f32], y1: &mut [f32]) {
 }
 
 /// The transpose of [`at`]: `m = A y`.
+#[multiversion(targets = "simd")]
 fn at_t(y0: &[f32], y1: &[f32], m: [&mut [f32]; 4]) {
     let [m0, m1, m2, m3] = m;
     let n = m0.len();
@@ -99,6 +104,7 @@ fn g3_t(u: [f32; 4]) -> [f32; 3] {
 }
 
 /// `e[k] = x[2k]`, `o[k] = x[2k + 1]`.
+#[multiversion(targets = "simd")]
 fn deinterleave(x: &[f32], e: &mut [f32], o: &mut [f32]) {
     for ((pair, e), o) in x.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
         *e = pair[0];
@@ -107,6 +113,7 @@ fn deinterleave(x: &[f32], e: &mut [f32], o: &mut [f32]) {
 }
 
 /// `x[2k] = e[k]`, `x[2k + 1] = o[k]`.
+#[multiversion(targets = "simd")]
 fn interleave(e: &[f32], o: &[f32], x: &mut [f32]) {
     for ((pair, e), o) in x.chunks_exact_mut(2).zip(e).zip(o) {
         pair[0] = *e;
