@@ -143,6 +143,25 @@ struct Visit<'a> {
     i: usize,
 }
 
+/// Adam on one chunk of a tensor (dfdx's formula and operation order), compiled for the
+/// CPU's widest vectors (no FMA contraction: the same bits on every CPU).
+#[multiversion::multiversion(targets = "simd")]
+fn adam_chunk(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    (b1, b2, eps, c1, c2, lr): (f32, f32, f32, f32, f32, f32),
+) {
+    for (((p, g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+        *m = *m * b1 + g * (1.0 - b1);
+        *v = *v * b2 + g.powi(2) * (1.0 - b2);
+        let m_hat = *m * c1;
+        let v_hat = *v * c2;
+        *p -= lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}
+
 impl TensorVisitor<f32, Cpu> for Visit<'_> {
     type Viewer = (ViewTensorMut, ViewTensorName);
     type Err = CpuError;
@@ -191,15 +210,7 @@ impl TensorVisitor<f32, Cpu> for Visit<'_> {
                     .zip(g.par_chunks(CHUNK))
                     .zip(slot.a.par_chunks_mut(CHUNK))
                     .zip(slot.b.par_chunks_mut(CHUNK))
-                    .for_each(|(((w, g), m), v)| {
-                        for (((p, g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
-                            *m = *m * b1 + g * (1.0 - b1);
-                            *v = *v * b2 + g.powi(2) * (1.0 - b2);
-                            let m_hat = *m * c1;
-                            let v_hat = *v * c2;
-                            *p -= lr * m_hat / (v_hat.sqrt() + eps);
-                        }
-                    });
+                    .for_each(|(((w, g), m), v)| adam_chunk(w, g, m, v, (b1, b2, eps, c1, c2, lr)));
             }
             OptimiserConfig::Sgd { momentum, .. } => {
                 let mu = momentum as f32;
