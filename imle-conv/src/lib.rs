@@ -1,7 +1,9 @@
 //! Convolution, pooling, batch-norm and fast fully connected layers for [dfdx](https://docs.rs/dfdx/0.13) 0.13 on
-//! stable Rust (CPU, `f32`, NCHW), with their own backward passes: im2col + GEMM
-//! convolutions parallel over the batch with rayon, batch norm fused with ReLU and the
-//! residual addition.
+//! stable Rust (CPU, `f32`, NCHW), with their own backward passes: Winograd F(2, 3)
+//! for stride-1 3x3 and 3-tap convolutions, im2col + GEMM for the others, parallel over
+//! the batch with rayon (bit-identical for any thread count), batch norm fused with ReLU
+//! and the residual addition. First layers on data (`*OnData` builders) skip the input
+//! gradient.
 //!
 //! **Cpu only.** The layers are written for dfdx's `Cpu` device (their kernels are ours,
 //! on host memory); a model on `Cuda` uses dfdx's own `Linear` instead (as `imle-paper
