@@ -13,40 +13,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use dfdx::prelude::*;
 use imle_conv::builders as cb;
-
-type Encoder = (
-    (
-        cb::UnbiasedConv2D<3, 64, 7, 2, 3>,
-        cb::BatchNormReLU2D<64>,
-        cb::MaxPool2D<3, 2, 1>,
-    ),
-    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
-);
-/// The encoder whose stem takes the data: no gradient for the input image (as training
-/// needs; PyTorch skips it for an input without `requires_grad`).
-type DataEncoder = (
-    (
-        cb::UnbiasedConv2DOnData<3, 64, 7, 2, 3>,
-        cb::BatchNormReLU2D<64>,
-        cb::MaxPool2D<3, 2, 1>,
-    ),
-    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
-);
-/// The selector whose first layer takes the frozen embeddings: no input gradient.
-type DataSelector = (
-    cb::Conv1DOnData<200, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-);
-type Selector = (
-    cb::Conv1D<200, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-);
+#[path = "common/models.rs"]
+mod models;
+use models::{DataEncoder, DataSelector, Encoder, Selector};
 
 fn warcraft(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);

@@ -7,41 +7,10 @@
 #![allow(clippy::type_complexity)]
 
 use dfdx::prelude::*;
-use imle_conv::builders as cb;
+#[path = "../benches/common/models.rs"]
+mod models;
+use models::{DataEncoder, DataSelector, Encoder, Selector};
 use std::time::Instant;
-
-type Encoder = (
-    (
-        cb::UnbiasedConv2D<3, 64, 7, 2, 3>,
-        cb::BatchNormReLU2D<64>,
-        cb::MaxPool2D<3, 2, 1>,
-    ),
-    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
-);
-/// The same encoder whose stem takes the data: no gradient for the input image.
-type DataEncoder = (
-    (
-        cb::UnbiasedConv2DOnData<3, 64, 7, 2, 3>,
-        cb::BatchNormReLU2D<64>,
-        cb::MaxPool2D<3, 2, 1>,
-    ),
-    (cb::BasicBlock<64>, cb::BasicBlock<64>, cb::MaxPool2D<2, 2>),
-);
-type Selector = (
-    cb::Conv1D<200, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-);
-/// The selector whose first layer takes the (frozen) embeddings: no input gradient.
-type DataSelector = (
-    cb::Conv1DOnData<200, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-    ReLU,
-    cb::Conv1D<100, 100, 3, 1, cb::Same>,
-);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
