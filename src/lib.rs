@@ -9,6 +9,7 @@
 //!   notebooks call the same functions;
 //! * [`run`] — profiles, the run context, shards and seed streams;
 //! * [`train`] — the training loop, optimisers for any dfdx model, checkpoints;
+//! * [`explain`] — learning to explain (Table 1): the selector/predictor and its runs;
 //! * [`spec`] — estimator specifications (serde) that build the `imle` estimators;
 //! * [`data`] — the table of data sets, where they are looked for, checksums;
 //! * [`stats`] — mean/std, median, KS test, grids;
@@ -19,6 +20,8 @@
 //! `default-features = false` to skip compiling polars, and the binary requires it.
 
 pub mod data;
+#[cfg(feature = "csv")]
+pub mod explain;
 pub mod experiments;
 pub mod output;
 pub mod plot;

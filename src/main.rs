@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, Experiment};
+use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, table1, Experiment};
 use imle_paper::run::{Profile, RunContext, Shard, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -87,8 +87,11 @@ enum Command {
     Fidelity(fidelity::Args),
     /// Figure 4 (Sec. 6): the discrete 10-subset VAE on MNIST (resumable training).
     Fig4(fig4::Args),
+    /// Table 1 (Sec. 6): learning to explain, k-subset selection of review words (resumable
+    /// training; `--eval CHECKPOINT` evaluates a kept model).
+    Table1(table1::Args),
     /// Data sets: `data list` shows where each is found, `data fetch mnist` downloads MNIST
-    /// and checks its MD5s.
+    /// and checks its MD5s, `data generate beer` writes the look-alike review set.
     Data {
         #[command(subcommand)]
         action: DataAction,
@@ -111,6 +114,29 @@ enum DataAction {
         /// Target directory [datasets/mnist].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Generate a data set in the real files' layout (only `beer`: BeerAdvocate-like
+    /// reviews with rationales, embeddings); the same seed gives the same files.
+    Generate {
+        /// Which data set (only `beer`).
+        #[arg(value_parser = ["beer"])]
+        name: String,
+        /// Target directory [datasets/beer].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seed of the reviews (the embeddings keep their own seed, 0, so that every
+        /// generated set shares one word space).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Training reviews.
+        #[arg(long, default_value_t = 2500, value_parser = experiments::positive_usize)]
+        train: usize,
+        /// Held-out reviews (split 50/50 into validation and test per run).
+        #[arg(long, default_value_t = 1500, value_parser = experiments::positive_usize)]
+        heldout: usize,
+        /// Annotated reviews (subset precision).
+        #[arg(long, default_value_t = 400, value_parser = experiments::positive_usize)]
+        annotated: usize,
     },
 }
 
@@ -183,6 +209,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Fig3(_) => Some(fig3::Fig3::NAME),
         Command::Fidelity(_) => Some(fidelity::Fidelity::NAME),
         Command::Fig4(_) => Some(fig4::Fig4::NAME),
+        Command::Table1(ref a) if a.eval.is_none() => Some(table1::Table1::NAME),
         _ => None,
     };
     if let Some(name) = experiment {
@@ -209,6 +236,39 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Fig3(a) => run_cli::<fig3::Fig3>(&a, &ctx),
         Command::Fidelity(a) => run_cli::<fidelity::Fidelity>(&a, &ctx),
         Command::Fig4(a) => run_cli::<fig4::Fig4>(&a, &ctx),
+        Command::Table1(a) => match &a.eval {
+            Some(ck) => {
+                for line in table1::evaluate_checkpoint(ck, a.data_dir.as_deref())? {
+                    println!("{line}");
+                }
+                Ok(())
+            }
+            None => run_cli::<table1::Table1>(&a, &ctx),
+        },
+        Command::Data {
+            action:
+                DataAction::Generate {
+                    data_dir,
+                    seed,
+                    train,
+                    heldout,
+                    annotated,
+                    ..
+                },
+        } => {
+            let dir = data_dir.unwrap_or_else(|| PathBuf::from("datasets/beer"));
+            let cfg = imle_paper::data::beer::generate::GeneratorConfig {
+                seed,
+                train,
+                heldout,
+                annotated,
+                ..Default::default()
+            };
+            for f in imle_paper::data::beer::generate::write(&cfg, &dir)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         Command::Data {
             action: DataAction::List,
         } => {

@@ -272,6 +272,28 @@ pub struct ImageGrid {
     pub cols: usize,
 }
 
+/// A word of a [`WordPanel`]: its text, whether the model selected it, whether it is in
+/// the true rationale.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MarkedWord {
+    /// The token.
+    pub text: String,
+    /// Selected by the model.
+    pub selected: bool,
+    /// In the annotated rationale.
+    pub rationale: bool,
+}
+
+/// Texts drawn word by word, wrapped: selected words on green when they are in the
+/// rationale and on red when not; rationale words the model missed underlined in blue.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct WordPanel {
+    /// Panel title.
+    pub title: String,
+    /// The texts, one paragraph each.
+    pub texts: Vec<Vec<MarkedWord>>,
+}
+
 /// One panel of a [`Figure`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Panel {
@@ -283,6 +305,8 @@ pub enum Panel {
     Heat(HeatMap),
     /// An image grid.
     Images(ImageGrid),
+    /// Texts with marked words.
+    Words(WordPanel),
     /// Nothing (a gap).
     Empty,
 }
@@ -466,6 +490,7 @@ fn draw_panel<DB: DrawingBackend>(panel: &Panel, area: &DrawingArea<DB, Shift>) 
         Panel::Hist(h) => draw_hist(h, area),
         Panel::Heat(h) => draw_heat(h, area),
         Panel::Images(g) => draw_images(g, area),
+        Panel::Words(w) => draw_words(w, area),
         Panel::Empty => Ok(()),
     }
 }
@@ -758,6 +783,53 @@ fn draw_heat<DB: DrawingBackend>(h: &HeatMap, area: &DrawingArea<DB, Shift>) -> 
         )
     }))
     .map_err(pe)?;
+    Ok(())
+}
+
+fn draw_words<DB: DrawingBackend>(w: &WordPanel, area: &DrawingArea<DB, Shift>) -> Result<()> {
+    let area = if w.title.is_empty() {
+        area.clone()
+    } else {
+        area.titled(&w.title, ("sans-serif", 18)).map_err(pe)?
+    };
+    let font: TextStyle = ("sans-serif", 13).into_font().into();
+    let (width, height) = area.dim_in_pixel();
+    let (line_h, margin) = (17i32, 6i32);
+    let (mut x, mut y) = (margin, margin);
+    for text in &w.texts {
+        for word in text {
+            let (tw, _) = area.estimate_text_size(&word.text, &font).map_err(pe)?;
+            let tw = tw as i32;
+            if x + tw > width as i32 - margin && x > margin {
+                x = margin;
+                y += line_h;
+            }
+            if y + line_h > height as i32 {
+                return Ok(());
+            }
+            let fill = match (word.selected, word.rationale) {
+                (true, true) => Some(RGBColor(150, 220, 150)),
+                (true, false) => Some(RGBColor(245, 160, 160)),
+                _ => None,
+            };
+            if let Some(c) = fill {
+                area.draw(&Rectangle::new([(x - 1, y), (x + tw + 1, y + line_h - 2)], c.filled()))
+                    .map_err(pe)?;
+            }
+            if word.rationale && !word.selected {
+                area.draw(&Rectangle::new(
+                    [(x, y + line_h - 4), (x + tw, y + line_h - 2)],
+                    RGBColor(31, 119, 180).filled(),
+                ))
+                .map_err(pe)?;
+            }
+            area.draw(&Text::new(word.text.clone(), (x, y + 1), font.clone()))
+                .map_err(pe)?;
+            x += tw + 5;
+        }
+        x = margin;
+        y += line_h + 6;
+    }
     Ok(())
 }
 

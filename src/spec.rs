@@ -26,6 +26,9 @@ use imle::loss::ScoreFunction;
 use imle::prelude::*;
 use imle::target::AdaptiveLambda;
 use serde::{Deserialize, Serialize};
+use dfdx::shapes::Dim;
+use dfdx::tensor::{Tape, Tensor};
+use imle::ImleDevice;
 use std::collections::BTreeMap;
 
 /// The perturbation ε.
@@ -195,6 +198,63 @@ pub enum Built<S: MapSolver + Clone + 'static> {
     SoftSub(SoftSub),
     /// L2X.
     L2x(L2x),
+}
+
+impl<S: MapSolver + Clone + 'static> Built<S> {
+    /// Applies the estimator to rows `(B, M)` (one k-subset per row), its noise drawn
+    /// from `seed` (the estimator reseeded, its first call); the score function, a
+    /// surrogate loss rather than a layer, is an error.
+    pub fn apply_seeded<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
+        &self,
+        theta: Tensor<(B, M), f32, D, T>,
+        seed: u64,
+    ) -> Result<Tensor<(B, M), f32, D, T>> {
+        Ok(match self {
+            Built::Imle(op) => op.clone().seed(seed).apply(theta)?,
+            Built::Ste(op) => op.clone().seed(seed).apply(theta)?,
+            Built::Blackbox(op) => op.clone().seed(seed).apply(theta)?,
+            Built::Dpo(op) => op.clone().seed(seed).apply(theta)?,
+            Built::GumbelSoftmax(op) => op.clone().seed(seed).apply(theta)?,
+            Built::SoftSub(op) => op.clone().seed(seed).apply(theta)?,
+            Built::L2x(op) => op.clone().seed(seed).apply(theta)?,
+            Built::Sfe(_) => bail!("the score function is a loss, not a layer: use imle::loss"),
+        })
+    }
+
+    /// The error of the last failed backward pass, if any.
+    pub fn take_backward_error(&self) -> Option<imle::Error> {
+        match self {
+            Built::Imle(op) => op.take_backward_error(),
+            Built::Ste(op) => op.take_backward_error(),
+            Built::Blackbox(op) => op.take_backward_error(),
+            Built::Dpo(op) => op.take_backward_error(),
+            Built::GumbelSoftmax(op) => op.take_backward_error(),
+            Built::SoftSub(op) => op.take_backward_error(),
+            Built::L2x(op) => op.take_backward_error(),
+            Built::Sfe(_) => None,
+        }
+    }
+
+    /// AIMLE's `(β, running non-zero fraction)`, if the estimator is adaptive I-MLE.
+    pub fn adaptive_state(&self) -> Option<(f32, Option<f32>)> {
+        match self {
+            Built::Imle(op) => match op.target() {
+                Target::Adaptive(a) => Some((a.beta(), a.running_nonzero())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Restores [`Built::adaptive_state`] (a no-op for other estimators).
+    pub fn restore_adaptive_state(&self, state: Option<(f32, Option<f32>)>) -> Result<()> {
+        if let (Built::Imle(op), Some((beta, running))) = (self, state) {
+            if let Target::Adaptive(a) = op.target() {
+                a.restore(beta, running)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl EstimatorSpec {

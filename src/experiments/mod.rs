@@ -29,6 +29,8 @@ pub mod fidelity;
 pub mod fig2;
 pub mod fig3;
 pub mod fig4;
+#[cfg(feature = "csv")]
+pub mod table1;
 
 use crate::output::{RunRecord, Table};
 use crate::plot::Figure;
@@ -295,11 +297,13 @@ pub fn run_all(
     one::<fig3::Fig3>(ctx, &mut each)?;
     one::<fidelity::Fidelity>(ctx, &mut each)?;
     one::<fig4::Fig4>(ctx, &mut each)?;
+    #[cfg(feature = "csv")]
+    one::<table1::Table1>(ctx, &mut each)?;
     Ok(())
 }
 
 /// The experiments [`run_all`] runs.
-pub const ALL: &[&str] = &["fig2", "fig3", "fidelity", "fig4"];
+pub const ALL: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1"];
 
 /// Order of sections in `figures/README.md`; records not listed follow alphabetically.
 pub const README_ORDER: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1", "table2"];

@@ -14,6 +14,7 @@
 //! their other streams ([`tags`]) the same way.
 
 pub mod checkpoint;
+pub mod init;
 pub mod optim;
 
 pub use checkpoint::{Checkpoint, CheckpointError, RunStamp};
@@ -39,6 +40,10 @@ pub mod tags {
     pub const STEP: u64 = 3;
     /// The noise of each evaluation batch.
     pub const EVAL: u64 = 4;
+    /// The dropout masks of each training step.
+    pub const DROPOUT: u64 = 5;
+    /// Data splits (e.g. a validation/test split per run).
+    pub const SPLIT: u64 = 6;
 }
 
 /// What a checkpoint keeps of an estimator: its seed and call counter (call `n` draws

@@ -1,0 +1,634 @@
+//! BeerAdvocate reviews with aspect ratings and rationale annotations (Lei, Barzilay &
+//! Jaakkola 2016; McAuley et al. 2012), the data of Table 1 (learning to explain), in the
+//! layout of the official code — and a generator of a look-alike set ([`generate`]).
+//!
+//! Files (each raw or `.gz`, detected by the gzip magic bytes):
+//! * `reviews.aspect1.train.txt`, `reviews.aspect1.heldout.txt` — one review a line,
+//!   `s0 s1 s2 s3 s4<TAB>token token ...`: five scores in `[0, 1]` (appearance, aroma,
+//!   palate, taste, overall; aroma is [`AROMA`]), read with polars (tab-separated, no
+//!   header, no quoting);
+//! * `annotations.json` — one JSON object a line (serde_json),
+//!   `{"x": [tokens], "y": [5 scores], "0": [[start, end], ...], ..., "4": [...]}`: token
+//!   ranges `[start, end)` of each aspect's rationale;
+//! * `review+wiki.filtered.200.txt` — `word f1 ... f200` per line.
+//!
+//! The vocabulary is the official code's ([`Vocab`]): `<PAD>` = 0, `<START>` = 1,
+//! `<UNK>` = 2, training tokens from 3 in order of first appearance; held-out words not
+//! seen in training map to `<UNK>`, annotation words to `<PAD>` (so they are never counted
+//! as selected); words without an embedding get zero vectors. Sequences are padded and
+//! truncated at the front (Keras' `pad_sequences(maxlen)` default, "pre"). One difference:
+//! the official `text.split(" ")` keeps the line's newline glued to its last token; we
+//! strip line endings first.
+//!
+//! Every malformed line (wrong column count, non-numeric or out-of-range scores, bad
+//! JSON, ranges outside the review, embeddings of the wrong width) is a [`BeerError`]
+//! naming the file and the line; random and truncated bytes never panic (property
+//! tests in `tests/beer.rs`).
+
+pub mod generate;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Aspect names, in the order of the five scores.
+pub const ASPECTS: [&str; 5] = ["appearance", "aroma", "palate", "taste", "overall"];
+/// Index of the aroma aspect (the official `aspect = 1`).
+pub const AROMA: usize = 1;
+/// Padding token id.
+pub const PAD: u32 = 0;
+/// Start token id (reserved, as in the official code; not inserted).
+pub const START: u32 = 1;
+/// Unknown-word token id.
+pub const UNK: u32 = 2;
+/// Width of the embeddings (the `.200` of the file name).
+pub const EMBEDDING_DIM: usize = 200;
+/// The official maximum sequence length.
+pub const PAPER_MAXLEN: usize = 350;
+
+/// The training reviews.
+pub const TRAIN_FILE: &str = "reviews.aspect1.train.txt";
+/// The held-out reviews (split into validation and test).
+pub const HELDOUT_FILE: &str = "reviews.aspect1.heldout.txt";
+/// The reviews with rationale annotations (subset precision).
+pub const ANNOTATIONS_FILE: &str = "annotations.json";
+/// The word embeddings.
+pub const EMBEDDINGS_FILE: &str = "review+wiki.filtered.200.txt";
+/// What the generator writes beside the four files: its settings.
+pub const GENERATOR_FILE: &str = "GENERATOR.json";
+
+/// The four files (no canonical checksums: the real set is not downloadable here, and a
+/// generated one depends on its seed; runs record the checksum of what they read).
+pub const FILES: [(&str, &str); 4] = [
+    (TRAIN_FILE, ""),
+    (HELDOUT_FILE, ""),
+    (ANNOTATIONS_FILE, ""),
+    (EMBEDDINGS_FILE, ""),
+];
+
+/// The BeerAdvocate data set in the table of data sets.
+pub const DATASET: super::DataSet = super::DataSet {
+    name: "beer",
+    description: "BeerAdvocate aspect reviews with rationale annotations (Lei et al. 2016), \
+                  or a generated look-alike",
+    used_by: &["table1"],
+    files: &FILES,
+    origin: super::Origin::Generate("imle-paper data generate beer"),
+};
+
+/// Why the reviews could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BeerError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line is malformed.
+    #[error("{path}, line {line}: {why}")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file is malformed as a whole.
+    #[error("{path}: {why}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn line_err(path: &Path, line: usize, why: impl Into<String>) -> BeerError {
+    BeerError::Line {
+        path: path.to_path_buf(),
+        line,
+        why: why.into(),
+    }
+}
+
+fn file_err(path: &Path, why: impl Into<String>) -> BeerError {
+    BeerError::File {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+/// One review: its five scores and its tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    /// Scores in `[0, 1]`, in [`ASPECTS`] order.
+    pub scores: [f32; 5],
+    /// The tokens.
+    pub tokens: Vec<String>,
+}
+
+/// One annotated review: its tokens, scores and each aspect's rationale ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotated {
+    /// The review.
+    pub review: Review,
+    /// Per aspect, token ranges `[start, end)`.
+    pub ranges: [Vec<(usize, usize)>; 5],
+}
+
+/// The bytes of `path`, gunzipped when they start with the gzip magic bytes.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, BeerError> {
+    let io = |source| BeerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(io)?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(io)?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Parses five scores `s0 s1 s2 s3 s4`, each a finite number in `[0, 1]`.
+fn parse_scores(s: &str) -> Result<[f32; 5], String> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 5 {
+        return Err(format!("expected 5 scores, found {}", parts.len()));
+    }
+    let mut out = [0.0f32; 5];
+    for (o, p) in out.iter_mut().zip(&parts) {
+        let v: f32 = p.parse().map_err(|_| format!("score '{p}' is not a number"))?;
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("score {p} is outside [0, 1]"));
+        }
+        *o = v;
+    }
+    Ok(out)
+}
+
+/// Parses a review table (`s0 .. s4<TAB>tokens` per line) with polars: tab-separated, no
+/// header, no quoting, two string columns. `path` names the source in errors. (Needs
+/// the `csv` feature, as everything that reads the reviews.)
+#[cfg(feature = "csv")]
+pub fn parse_reviews(bytes: &[u8], path: &Path) -> Result<Vec<Review>, BeerError> {
+    use polars::prelude::*;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    // polars skips blank lines, so line numbers are kept by the pre-check below; it also
+    // reports ragged rows without a line, hence the tab count per line first.
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            return Err(line_err(path, i + 1, "empty line"));
+        }
+        let tabs = line.matches('\t').count();
+        if tabs != 1 {
+            return Err(line_err(
+                path,
+                i + 1,
+                format!("expected two tab-separated columns (scores, tokens), found {}", tabs + 1),
+            ));
+        }
+        lines.push(i + 1);
+    }
+    if lines.is_empty() {
+        return Err(file_err(path, "no reviews"));
+    }
+    let schema = Schema::from_iter([
+        Field::new("scores".into(), DataType::String),
+        Field::new("text".into(), DataType::String),
+    ]);
+    let df = CsvReadOptions::default()
+        .with_has_header(false)
+        .with_schema(Some(Arc::new(schema)))
+        .with_parse_options(
+            CsvParseOptions::default()
+                .with_separator(b'\t')
+                .with_quote_char(None),
+        )
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| file_err(path, format!("not a review table: {e}")))?;
+    if df.height() != lines.len() {
+        return Err(file_err(
+            path,
+            format!("{} lines but polars read {} rows", lines.len(), df.height()),
+        ));
+    }
+    let col = |name: &str| -> Result<Vec<Option<String>>, BeerError> {
+        let c = df
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| file_err(path, e.to_string()))?;
+        Ok(c.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let (scores, text) = (col("scores")?, col("text")?);
+    let mut out = Vec::with_capacity(lines.len());
+    for ((s, t), &line) in scores.into_iter().zip(text).zip(&lines) {
+        let scores = parse_scores(s.as_deref().unwrap_or(""))
+            .map_err(|why| line_err(path, line, why))?;
+        let tokens: Vec<String> = t
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        if tokens.is_empty() {
+            return Err(line_err(path, line, "a review without tokens"));
+        }
+        out.push(Review { scores, tokens });
+    }
+    Ok(out)
+}
+
+/// Reads a review table (raw or `.gz`), see [`parse_reviews`].
+#[cfg(feature = "csv")]
+pub fn read_reviews(path: &Path) -> Result<Vec<Review>, BeerError> {
+    parse_reviews(&read_bytes(path)?, path)
+}
+
+/// Parses `annotations.json`: one JSON object a line with `x` (tokens), `y` (5 scores)
+/// and `"0"` .. `"4"` (ranges `[start, end)` with `start < end <= len(x)`).
+pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotated>, BeerError> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        x: Vec<String>,
+        y: Vec<f64>,
+        #[serde(flatten)]
+        ranges: HashMap<String, serde_json::Value>,
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(line).map_err(|e| line_err(path, n, e.to_string()))?;
+        if l.x.is_empty() {
+            return Err(line_err(path, n, "\"x\" has no tokens"));
+        }
+        if l.y.len() != 5 {
+            return Err(line_err(path, n, format!("\"y\" has {} scores, expected 5", l.y.len())));
+        }
+        let mut scores = [0.0f32; 5];
+        for (s, &v) in scores.iter_mut().zip(&l.y) {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(line_err(path, n, format!("score {v} is outside [0, 1]")));
+            }
+            *s = v as f32;
+        }
+        let mut ranges: [Vec<(usize, usize)>; 5] = Default::default();
+        for (a, r) in ranges.iter_mut().enumerate() {
+            let Some(v) = l.ranges.get(&a.to_string()) else {
+                return Err(line_err(path, n, format!("no ranges for aspect \"{a}\"")));
+            };
+            let pairs: Vec<Vec<usize>> = serde_json::from_value(v.clone()).map_err(|e| {
+                line_err(path, n, format!("aspect \"{a}\": not a list of [start, end]: {e}"))
+            })?;
+            for p in pairs {
+                match p[..] {
+                    [s, e] if s < e && e <= l.x.len() => r.push((s, e)),
+                    _ => {
+                        return Err(line_err(
+                            path,
+                            n,
+                            format!(
+                                "aspect \"{a}\": range {p:?} is not [start, end) inside the {} tokens",
+                                l.x.len()
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        out.push(Annotated {
+            review: Review { scores, tokens: l.x },
+            ranges,
+        });
+    }
+    if out.is_empty() {
+        return Err(file_err(path, "no annotated reviews"));
+    }
+    Ok(out)
+}
+
+/// Reads `annotations.json` (raw or `.gz`), see [`parse_annotations`].
+pub fn read_annotations(path: &Path) -> Result<Vec<Annotated>, BeerError> {
+    parse_annotations(&read_bytes(path)?, path)
+}
+
+/// Word embeddings: `words[i]` has the vector `vectors[i * dim..(i + 1) * dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// The words, in file order.
+    pub words: Vec<String>,
+    /// Width.
+    pub dim: usize,
+    /// Row-major vectors.
+    pub vectors: Vec<f32>,
+}
+
+/// Parses `word f1 ... f_dim` lines (whitespace-separated, finite numbers). A word seen
+/// twice keeps its last vector, as the official code's dict.
+pub fn parse_embeddings(bytes: &[u8], path: &Path, dim: usize) -> Result<Embeddings, BeerError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    let mut e = Embeddings {
+        words: Vec::new(),
+        dim,
+        vectors: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let mut parts = line.split_whitespace();
+        let Some(word) = parts.next() else { continue };
+        let start = e.vectors.len();
+        for p in parts {
+            let v: f32 = p
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .ok_or_else(|| line_err(path, i + 1, format!("'{p}' is not a finite number")))?;
+            e.vectors.push(v);
+        }
+        let got = e.vectors.len() - start;
+        if got != dim {
+            return Err(line_err(
+                path,
+                i + 1,
+                format!("'{word}' has {got} values, expected {dim}"),
+            ));
+        }
+        e.words.push(word.to_string());
+    }
+    if e.words.is_empty() {
+        return Err(file_err(path, "no embeddings"));
+    }
+    Ok(e)
+}
+
+/// Reads the embeddings file (raw or `.gz`), see [`parse_embeddings`].
+pub fn read_embeddings(path: &Path, dim: usize) -> Result<Embeddings, BeerError> {
+    parse_embeddings(&read_bytes(path)?, path, dim)
+}
+
+/// The official vocabulary: `<PAD>` 0, `<START>` 1, `<UNK>` 2, then every training token
+/// in order of first appearance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vocab {
+    /// `words[id]`.
+    pub words: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Vocab {
+    /// The vocabulary of `train`.
+    pub fn build(train: &[Review]) -> Self {
+        let mut v = Vocab {
+            words: ["<PAD>", "<START>", "<UNK>"].map(String::from).to_vec(),
+            index: HashMap::new(),
+        };
+        for r in train {
+            for t in &r.tokens {
+                if !v.index.contains_key(t) {
+                    v.index.insert(t.clone(), v.words.len() as u32);
+                    v.words.push(t.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether only the three special tokens are present.
+    pub fn is_empty(&self) -> bool {
+        self.words.len() <= 3
+    }
+
+    /// The id of `word`, or `oov` if it is not a training token.
+    pub fn id(&self, word: &str, oov: u32) -> u32 {
+        self.index.get(word).copied().unwrap_or(oov)
+    }
+
+    /// The embedding matrix `(len, dim)`: row `id` is the word's vector, zeros for words
+    /// without one and for the special tokens.
+    pub fn matrix(&self, e: &Embeddings) -> Vec<f32> {
+        let mut m = vec![0.0f32; self.len() * e.dim];
+        for (i, w) in e.words.iter().enumerate() {
+            if let Some(&id) = self.index.get(w) {
+                m[id as usize * e.dim..(id as usize + 1) * e.dim]
+                    .copy_from_slice(&e.vectors[i * e.dim..(i + 1) * e.dim]);
+            }
+        }
+        m
+    }
+}
+
+/// Reviews as padded id sequences: `ids[r * maxlen..(r + 1) * maxlen]`, padded and
+/// truncated at the front.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Sequence length.
+    pub maxlen: usize,
+    /// Row-major ids.
+    pub ids: Vec<u32>,
+    /// Each review's length before padding/truncation.
+    pub lens: Vec<usize>,
+    /// Each review's aroma score.
+    pub y: Vec<f32>,
+}
+
+impl Encoded {
+    /// `reviews` mapped through `vocab` (unknown words to `oov`).
+    pub fn new(reviews: &[Review], vocab: &Vocab, oov: u32, maxlen: usize) -> Self {
+        let mut ids = vec![PAD; reviews.len() * maxlen];
+        for (r, row) in reviews.iter().zip(ids.chunks_mut(maxlen.max(1))) {
+            let toks = &r.tokens[r.tokens.len().saturating_sub(maxlen)..];
+            let start = maxlen - toks.len();
+            for (slot, t) in row[start..].iter_mut().zip(toks) {
+                *slot = vocab.id(t, oov);
+            }
+        }
+        Self {
+            maxlen,
+            ids,
+            lens: reviews.iter().map(|r| r.tokens.len()).collect(),
+            y: reviews.iter().map(|r| r.scores[AROMA]).collect(),
+        }
+    }
+
+    /// Number of reviews.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// The token index (in the original review) at sequence position `p` of review `r`,
+    /// or `None` for padding: with front padding/truncation, `p + len - maxlen`.
+    pub fn token_index(&self, r: usize, p: usize) -> Option<usize> {
+        (p + self.lens[r]).checked_sub(self.maxlen)
+    }
+
+    /// The rows `idx` as one batch.
+    pub fn subset(&self, idx: &[usize]) -> Encoded {
+        Encoded {
+            maxlen: self.maxlen,
+            ids: idx
+                .iter()
+                .flat_map(|&i| self.ids[i * self.maxlen..(i + 1) * self.maxlen].iter().copied())
+                .collect(),
+            lens: idx.iter().map(|&i| self.lens[i]).collect(),
+            y: idx.iter().map(|&i| self.y[i]).collect(),
+        }
+    }
+}
+
+/// The loaded data set, encoded.
+#[derive(Debug, Clone)]
+pub struct Beer {
+    /// Where the files were found.
+    pub dir: PathBuf,
+    /// The vocabulary.
+    pub vocab: Vocab,
+    /// The embedding matrix `(vocab.len(), EMBEDDING_DIM)`.
+    pub embeddings: Vec<f32>,
+    /// Share of vocabulary words with an embedding.
+    pub embedded_share: f64,
+    /// Training reviews.
+    pub train: Encoded,
+    /// Held-out reviews (validation + test).
+    pub heldout: Encoded,
+    /// Annotated reviews (OOV → `<PAD>`).
+    pub annotated: Encoded,
+    /// Their aroma ranges.
+    pub aroma_ranges: Vec<Vec<(usize, usize)>>,
+    /// Their tokens (for pictures).
+    pub annotated_tokens: Vec<Vec<String>>,
+    /// The generator's settings, if the set was generated.
+    pub generator: Option<serde_json::Value>,
+    /// MD5 of the four files' contents.
+    pub checksum: String,
+}
+
+/// Finds the data set ([`super::DataSet::locate`]) and loads it with sequences of
+/// `maxlen`.
+#[cfg(feature = "csv")]
+pub fn load(data_dir: Option<&Path>, maxlen: usize) -> anyhow::Result<Beer> {
+    static REF: &super::DataSet = &DATASET;
+    let dir = REF.locate(data_dir)?;
+    load_from(&dir, maxlen)
+}
+
+/// Loads the four files of `dir` (see the module documentation).
+#[cfg(feature = "csv")]
+pub fn load_from(dir: &Path, maxlen: usize) -> anyhow::Result<Beer> {
+    if maxlen == 0 {
+        anyhow::bail!("the maximum sequence length must be at least 1");
+    }
+    let file = |name: &str| {
+        super::DataSet::find_file(dir, name).ok_or_else(|| {
+            anyhow::anyhow!("{}: missing {name} (raw or .gz)", dir.display())
+        })
+    };
+    let paths = [
+        file(TRAIN_FILE)?,
+        file(HELDOUT_FILE)?,
+        file(ANNOTATIONS_FILE)?,
+        file(EMBEDDINGS_FILE)?,
+    ];
+    let bytes: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| read_bytes(p))
+        .collect::<Result<_, _>>()?;
+    let train = parse_reviews(&bytes[0], &paths[0])?;
+    let heldout = parse_reviews(&bytes[1], &paths[1])?;
+    let annotated = parse_annotations(&bytes[2], &paths[2])?;
+    let emb = parse_embeddings(&bytes[3], &paths[3], EMBEDDING_DIM)?;
+    let vocab = Vocab::build(&train);
+    let embeddings = vocab.matrix(&emb);
+    let embedded = embeddings
+        .chunks(EMBEDDING_DIM)
+        .skip(3)
+        .filter(|r| r.iter().any(|&v| v != 0.0))
+        .count();
+    let generator = std::fs::read_to_string(dir.join(GENERATOR_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let reviews: Vec<Review> = annotated.iter().map(|a| a.review.clone()).collect();
+    Ok(Beer {
+        dir: dir.to_path_buf(),
+        embedded_share: embedded as f64 / (vocab.len() - 3).max(1) as f64,
+        train: Encoded::new(&train, &vocab, UNK, maxlen),
+        heldout: Encoded::new(&heldout, &vocab, UNK, maxlen),
+        annotated: Encoded::new(&reviews, &vocab, PAD, maxlen),
+        aroma_ranges: annotated.iter().map(|a| a.ranges[AROMA].clone()).collect(),
+        annotated_tokens: reviews.into_iter().map(|r| r.tokens).collect(),
+        vocab,
+        embeddings,
+        generator,
+        checksum: super::checksum(&bytes.iter().map(|b| &b[..]).collect::<Vec<_>>()),
+    })
+}
+
+/// Writes a review table line per review (`s0 .. s4<TAB>tokens`).
+pub fn format_reviews(reviews: &[Review]) -> String {
+    let mut s = String::new();
+    for r in reviews {
+        let scores: Vec<String> = r.scores.iter().map(|v| format!("{v}")).collect();
+        s.push_str(&scores.join(" "));
+        s.push('\t');
+        s.push_str(&r.tokens.join(" "));
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes `annotations.json` lines.
+pub fn format_annotations(items: &[Annotated]) -> String {
+    let mut s = String::new();
+    for a in items {
+        let mut obj = serde_json::Map::new();
+        obj.insert("x".into(), serde_json::json!(a.review.tokens));
+        obj.insert("y".into(), serde_json::json!(a.review.scores));
+        for (i, r) in a.ranges.iter().enumerate() {
+            let pairs: Vec<[usize; 2]> = r.iter().map(|&(s, e)| [s, e]).collect();
+            obj.insert(i.to_string(), serde_json::json!(pairs));
+        }
+        s.push_str(&serde_json::Value::Object(obj).to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes the embeddings file.
+pub fn format_embeddings(e: &Embeddings) -> String {
+    let mut s = String::new();
+    for (w, v) in e.words.iter().zip(e.vectors.chunks(e.dim)) {
+        s.push_str(w);
+        for x in v {
+            s.push(' ');
+            s.push_str(&format!("{x:.5}"));
+        }
+        s.push('\n');
+    }
+    s
+}
