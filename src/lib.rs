@@ -20,9 +20,9 @@
 //! `default-features = false` to skip compiling polars, and the binary requires it.
 
 pub mod data;
+pub mod experiments;
 #[cfg(feature = "csv")]
 pub mod explain;
-pub mod experiments;
 pub mod output;
 pub mod plot;
 pub mod run;

@@ -813,8 +813,11 @@ fn draw_words<DB: DrawingBackend>(w: &WordPanel, area: &DrawingArea<DB, Shift>) 
                 _ => None,
             };
             if let Some(c) = fill {
-                area.draw(&Rectangle::new([(x - 1, y), (x + tw + 1, y + line_h - 2)], c.filled()))
-                    .map_err(pe)?;
+                area.draw(&Rectangle::new(
+                    [(x - 1, y), (x + tw + 1, y + line_h - 2)],
+                    c.filled(),
+                ))
+                .map_err(pe)?;
             }
             if word.rationale && !word.selected {
                 area.draw(&Rectangle::new(

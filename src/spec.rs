@@ -22,13 +22,13 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
+use dfdx::shapes::Dim;
+use dfdx::tensor::{Tape, Tensor};
 use imle::loss::ScoreFunction;
 use imle::prelude::*;
 use imle::target::AdaptiveLambda;
-use serde::{Deserialize, Serialize};
-use dfdx::shapes::Dim;
-use dfdx::tensor::{Tape, Tensor};
 use imle::ImleDevice;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The perturbation ε.

@@ -434,3 +434,106 @@ fn fig3_official_instance_matches_the_official_losses() {
         .to_string()
         .contains("--instance drawn"));
 }
+
+#[test]
+fn table1_generates_trains_reports_and_evaluates_a_kept_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |s: &str| dir.path().join(s).display().to_string();
+    let gen = ok(&[
+        "data",
+        "generate",
+        "beer",
+        "--data-dir",
+        &d("data"),
+        "--train",
+        "120",
+        "--heldout",
+        "40",
+        "--annotated",
+        "10",
+        "--seed",
+        "3",
+    ]);
+    assert!(gen.contains("annotations.json"), "{gen}");
+    let args = [
+        "table1",
+        "--quick",
+        "--data-dir",
+        &d("data"),
+        "--methods",
+        "imle-sog,l2x",
+        "--epochs",
+        "2",
+        "--out",
+        &d("out"),
+        "--run-dir",
+        &d("run"),
+        "--no-progress",
+    ];
+    ok(&args);
+    let out = dir.path().join("out");
+    let rec = json(&out.join("table1.json"));
+    assert_eq!(rec["summary"].as_array().unwrap().len(), 2);
+    assert_eq!(rec["config"]["generated"]["seed"], 3);
+    assert_eq!(rec["config"]["runs"][0]["maxlen"], 150);
+    let (h, rows) = csv(&out.join("table1.csv"));
+    assert_eq!(rows.len(), 2);
+    for v in column_f64(&h, &rows, "precision_x100_mean") {
+        assert!((0.0..=100.0).contains(&v), "{v}");
+    }
+    let (h, rows) = csv(&out.join("table1_runs.csv"));
+    assert!(column_f64(&h, &rows, "test_mse")
+        .iter()
+        .all(|v| v.is_finite()));
+    check_images(&out, "table1");
+    check_images(&out, "table1_explanations");
+    no_temporaries(&out);
+    assert!(std::fs::read_to_string(out.join("README.md"))
+        .unwrap()
+        .contains("Table 1"));
+    // Reproducible: the finished units are read back, the same numbers.
+    let again = cli(&args);
+    assert!(again.status.success());
+    assert_eq!(json(&out.join("table1.json"))["summary"], rec["summary"]);
+    // The kept model evaluates on any set in the real layout (here one of another seed).
+    ok(&[
+        "data",
+        "generate",
+        "beer",
+        "--data-dir",
+        &d("other"),
+        "--train",
+        "60",
+        "--heldout",
+        "30",
+        "--annotated",
+        "10",
+        "--seed",
+        "4",
+    ]);
+    let best = dir.path().join("run/k10/imle-sog/run0/best.safetensors");
+    let e = ok(&[
+        "table1",
+        "--eval",
+        &best.display().to_string(),
+        "--data-dir",
+        &d("other"),
+    ]);
+    assert!(
+        e.contains("test MSE") && e.contains("subset precision") && e.contains("I-MLE SoG"),
+        "{e}"
+    );
+    // Bad inputs: a --data-dir without the files, a file that is not a checkpoint.
+    fails_with(
+        &["table1", "--data-dir", &d("out")],
+        "imle-paper data generate beer",
+    );
+    fails_with(
+        &[
+            "table1",
+            "--eval",
+            &out.join("table1.csv").display().to_string(),
+        ],
+        "not an imle checkpoint",
+    );
+}

@@ -128,7 +128,12 @@ pub fn locate_data(data_dir: Option<&Path>) -> Result<(PathBuf, Option<Generator
         .ok()
         .map(|t| serde_json::from_str::<GeneratorConfig>(&t))
         .transpose()
-        .with_context(|| format!("{} is not a generator record", dir.join(beer::GENERATOR_FILE).display()))?;
+        .with_context(|| {
+            format!(
+                "{} is not a generator record",
+                dir.join(beer::GENERATOR_FILE).display()
+            )
+        })?;
     Ok((dir, generated))
 }
 
@@ -198,7 +203,10 @@ impl Args {
             .iter()
             .find(|(m, _)| !runs.iter().any(|c| c.method == *m))
         {
-            bail!("--spec names {}, which is not among the methods run", m.name());
+            bail!(
+                "--spec names {}, which is not among the methods run",
+                m.name()
+            );
         }
         Ok(Config {
             runs,
@@ -290,7 +298,12 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const BEST: &str = "best.safetensors";
 
 /// Trains (or resumes) one run in `dir`; keeps `best.safetensors` up to date.
-pub fn train_run(c: &ExplainConfig, data: Arc<Beer>, dir: &Path, ctx: &RunContext) -> Result<Explainer> {
+pub fn train_run(
+    c: &ExplainConfig,
+    data: Arc<Beer>,
+    dir: &Path,
+    ctx: &RunContext,
+) -> Result<Explainer> {
     let mut learner = Explainer::new(c.clone(), data.clone())?;
     let mut trainer = Trainer::new(stamp(c, &data)?, c.epochs, c.batch, c.seed, c.adam.lr);
     trainer.checkpoint = Some(dir.join(CHECKPOINT));
@@ -382,7 +395,8 @@ pub struct Table1;
 
 impl Experiment for Table1 {
     const NAME: &'static str = "table1";
-    const TITLE: &'static str = "Table 1 — learning to explain (aroma), k-subset selection (Sec. 6)";
+    const TITLE: &'static str =
+        "Table 1 — learning to explain (aroma), k-subset selection (Sec. 6)";
     type Args = Args;
     type Config = Config;
     type Unit = RunResult;
@@ -401,7 +415,8 @@ impl Experiment for Table1 {
             for f in [CHECKPOINT, BEST] {
                 let p = dir.join(f);
                 if p.exists() {
-                    std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                    std::fs::remove_file(&p)
+                        .with_context(|| format!("removing {}", p.display()))?;
                 }
             }
         }
@@ -426,7 +441,10 @@ impl Experiment for Table1 {
         }
         let ck = Checkpoint::load(&path)?;
         if ck.header.stamp.config != serde_json::to_value(c.without_epochs())? {
-            bail!("{} was written by another configuration than the one asked for", path.display());
+            bail!(
+                "{} was written by another configuration than the one asked for",
+                path.display()
+            );
         }
         Ok(Some(RunResult {
             complete: ck.header.history.len() >= c.epochs,
@@ -435,7 +453,11 @@ impl Experiment for Table1 {
             examples: None,
         }))
     }
-    fn report(cfg: &Config, units: &[(String, Option<RunResult>)], ctx: &RunContext) -> Result<Report> {
+    fn report(
+        cfg: &Config,
+        units: &[(String, Option<RunResult>)],
+        ctx: &RunContext,
+    ) -> Result<Report> {
         report(cfg, units, ctx)
     }
 }
@@ -443,7 +465,8 @@ impl Experiment for Table1 {
 impl Explainer {
     /// Replaces the model's weights with those of checkpoint `ck`.
     pub fn model_from(&mut self, ck: &Checkpoint) -> Result<()> {
-        ck.take_model("model", &mut self.model).map_err(anyhow::Error::msg)
+        ck.take_model("model", &mut self.model)
+            .map_err(anyhow::Error::msg)
     }
 }
 
@@ -509,7 +532,10 @@ fn rows(units: &[(String, Option<RunResult>)]) -> Vec<Row> {
                 .collect();
             let done: Vec<&&RunResult> = of.iter().filter(|r| r.complete).collect();
             let best: Vec<&EpochRecord> = done.iter().filter_map(|r| r.best()).collect();
-            let mut threads: Vec<usize> = of.iter().flat_map(|r| r.epochs.iter().map(|e| e.threads)).collect();
+            let mut threads: Vec<usize> = of
+                .iter()
+                .flat_map(|r| r.epochs.iter().map(|e| e.threads))
+                .collect();
             threads.sort_unstable();
             threads.dedup();
             Row {
@@ -525,7 +551,10 @@ fn rows(units: &[(String, Option<RunResult>)]) -> Vec<Row> {
                 mse_x100: mean_std(best.iter().map(|e| 100.0 * e.eval("test_mse"))),
                 precision_x100: mean_std(best.iter().map(|e| 100.0 * e.eval("precision"))),
                 paper_mse_x100: paper_mse(k, m),
-                epoch_seconds: median(of.iter().flat_map(|r| r.epochs.iter().map(|e| e.train_seconds))),
+                epoch_seconds: median(
+                    of.iter()
+                        .flat_map(|r| r.epochs.iter().map(|e| e.train_seconds)),
+                ),
                 threads,
             }
         })
@@ -543,21 +572,47 @@ fn pm((m, s): (f64, f64)) -> String {
 /// Table 1's report: `table1.csv` (one row per k and method), `table1_runs.csv` (per
 /// run), `table1.png` (validation MSE and precision per epoch at k = 10),
 /// `table1_explanations.png` (selected words per method), record and README section.
-pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunContext) -> Result<Report> {
+pub fn report(
+    cfg: &Config,
+    units: &[(String, Option<RunResult>)],
+    _ctx: &RunContext,
+) -> Result<Report> {
     let rows = rows(units);
     let table = Table::new()
         .i64("k", rows.iter().map(|r| r.k as i64).collect())
         .str("method", rows.iter().map(|r| r.method.clone()).collect())
         .str("label", rows.iter().map(|r| r.label.clone()).collect())
-        .i64("runs_done", rows.iter().map(|r| r.runs_done as i64).collect())
+        .i64(
+            "runs_done",
+            rows.iter().map(|r| r.runs_done as i64).collect(),
+        )
         .i64("runs", rows.iter().map(|r| r.runs as i64).collect())
         .f64("mse_x100_mean", rows.iter().map(|r| r.mse_x100.0).collect())
         .f64("mse_x100_std", rows.iter().map(|r| r.mse_x100.1).collect())
-        .f64("precision_x100_mean", rows.iter().map(|r| r.precision_x100.0).collect())
-        .f64("precision_x100_std", rows.iter().map(|r| r.precision_x100.1).collect())
-        .f64("paper_mse_x100_mean", rows.iter().map(|r| r.paper_mse_x100.map_or(f64::NAN, |p| p.0)).collect())
-        .f64("paper_mse_x100_std", rows.iter().map(|r| r.paper_mse_x100.map_or(f64::NAN, |p| p.1)).collect())
-        .f64("epoch_seconds", rows.iter().map(|r| r.epoch_seconds).collect());
+        .f64(
+            "precision_x100_mean",
+            rows.iter().map(|r| r.precision_x100.0).collect(),
+        )
+        .f64(
+            "precision_x100_std",
+            rows.iter().map(|r| r.precision_x100.1).collect(),
+        )
+        .f64(
+            "paper_mse_x100_mean",
+            rows.iter()
+                .map(|r| r.paper_mse_x100.map_or(f64::NAN, |p| p.0))
+                .collect(),
+        )
+        .f64(
+            "paper_mse_x100_std",
+            rows.iter()
+                .map(|r| r.paper_mse_x100.map_or(f64::NAN, |p| p.1))
+                .collect(),
+        )
+        .f64(
+            "epoch_seconds",
+            rows.iter().map(|r| r.epoch_seconds).collect(),
+        );
     let done: Vec<&RunResult> = units.iter().filter_map(|(_, u)| u.as_ref()).collect();
     let best: Vec<Option<&EpochRecord>> = done.iter().map(|r| r.best()).collect();
     let get = |f: &dyn Fn(&EpochRecord) -> f64| -> Vec<f64> {
@@ -565,21 +620,50 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunCon
     };
     let runs_table = Table::new()
         .i64("k", done.iter().map(|r| r.config.k as i64).collect())
-        .str("method", done.iter().map(|r| r.config.method.name().to_string()).collect())
+        .str(
+            "method",
+            done.iter()
+                .map(|r| r.config.method.name().to_string())
+                .collect(),
+        )
         .i64("run", done.iter().map(|r| r.config.run as i64).collect())
         .bool("complete", done.iter().map(|r| r.complete).collect())
-        .i64("epochs_done", done.iter().map(|r| r.epochs.len() as i64).collect())
-        .i64("best_epoch", best.iter().map(|b| b.map_or(0, |e| e.epoch as i64)).collect())
+        .i64(
+            "epochs_done",
+            done.iter().map(|r| r.epochs.len() as i64).collect(),
+        )
+        .i64(
+            "best_epoch",
+            best.iter()
+                .map(|b| b.map_or(0, |e| e.epoch as i64))
+                .collect(),
+        )
         .f64("val_mse", get(&|e| e.eval("val_mse")))
         .f64("test_mse", get(&|e| e.eval("test_mse")))
         .f64("precision", get(&|e| e.eval("precision")));
 
     // Curves at k = 10 (or the first k), mean over runs per epoch.
-    let k_plot = if rows.iter().any(|r| r.k == 10) { 10 } else { rows.first().map_or(10, |r| r.k) };
-    let mut val = LineChart::new(format!("validation MSE × 100 (k = {k_plot})"), "epoch", "MSE × 100");
-    let mut prec = LineChart::new(format!("subset precision × 100 (k = {k_plot})"), "epoch", "precision × 100");
+    let k_plot = if rows.iter().any(|r| r.k == 10) {
+        10
+    } else {
+        rows.first().map_or(10, |r| r.k)
+    };
+    let mut val = LineChart::new(
+        format!("validation MSE × 100 (k = {k_plot})"),
+        "epoch",
+        "MSE × 100",
+    );
+    let mut prec = LineChart::new(
+        format!("subset precision × 100 (k = {k_plot})"),
+        "epoch",
+        "precision × 100",
+    );
     for (i, m) in Method::ALL.iter().enumerate() {
-        let of: Vec<&RunResult> = done.iter().copied().filter(|r| r.config.k == k_plot && r.config.method == *m).collect();
+        let of: Vec<&RunResult> = done
+            .iter()
+            .copied()
+            .filter(|r| r.config.k == k_plot && r.config.method == *m)
+            .collect();
         let n = of.iter().map(|r| r.epochs.len()).max().unwrap_or(0);
         if n == 0 {
             continue;
@@ -587,7 +671,13 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunCon
         let x: Vec<f64> = (1..=n).map(|e| e as f64).collect();
         let curve = |name: &str| -> (Vec<f64>, Vec<f64>) {
             (0..n)
-                .map(|e| mean_std(of.iter().filter_map(|r| r.epochs.get(e)).map(|r| 100.0 * r.eval(name))))
+                .map(|e| {
+                    mean_std(
+                        of.iter()
+                            .filter_map(|r| r.epochs.get(e))
+                            .map(|r| 100.0 * r.eval(name)),
+                    )
+                })
                 .unzip()
         };
         let (vm, vs) = curve("val_mse");
@@ -615,7 +705,8 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunCon
         let n = panels.len() as u32;
         figures.push((
             "table1_explanations".to_string(),
-            Figure::rows(panels, (1200, 190 * n)).title("Selected words of two annotated test reviews"),
+            Figure::rows(panels, (1200, 190 * n))
+                .title("Selected words of two annotated test reviews"),
         ));
     }
 
@@ -649,7 +740,17 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunCon
     md.push_str("\nThe paper's MSE column is quoted from Table 1 of Sahoo et al. (ICLR 2023), which reprints Niepert et al.'s L2X, SoftSub and I-MLE rows; the paper's subset precisions and its STE / I-MLE MAP / I-MLE Gumbel rows are not transcribed here (–). Seconds per epoch: median training time on this machine (release build).");
     let lines = rows
         .iter()
-        .map(|r| format!("k = {:>2} {:<26} MSE×100 {:<14} precision×100 {:<14} ({}/{} runs)", r.k, r.label, pm(r.mse_x100), pm(r.precision_x100), r.runs_done, r.runs))
+        .map(|r| {
+            format!(
+                "k = {:>2} {:<26} MSE×100 {:<14} precision×100 {:<14} ({}/{} runs)",
+                r.k,
+                r.label,
+                pm(r.mse_x100),
+                pm(r.precision_x100),
+                r.runs_done,
+                r.runs
+            )
+        })
         .collect();
     Ok(Report {
         data: serde_json::json!({ "runs": done }),
@@ -666,7 +767,11 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)], _ctx: &RunCon
 pub fn evaluate_checkpoint(path: &Path, data_dir: Option<&Path>) -> Result<Vec<String>> {
     let ck = Checkpoint::load(path)?;
     if ck.header.stamp.experiment != "table1" {
-        bail!("{} is a checkpoint of {}, not of table1", path.display(), ck.header.stamp.experiment);
+        bail!(
+            "{} is a checkpoint of {}, not of table1",
+            path.display(),
+            ck.header.stamp.experiment
+        );
     }
     let mut c: ExplainConfig = serde_json::from_value(ck.header.stamp.config.clone())
         .with_context(|| format!("{}: not a table1 run configuration", path.display()))?;
@@ -681,8 +786,23 @@ pub fn evaluate_checkpoint(path: &Path, data_dir: Option<&Path>) -> Result<Vec<S
     let mse = learner.mse(&data.heldout, &all)?;
     let precision = learner.precision()?;
     Ok(vec![
-        format!("{} ({} k = {}, after epoch {}) on {}:", path.display(), c.method.label(), c.k, c.epochs, data.dir.display()),
-        format!("  test MSE × 100 (all {} held-out reviews): {:.3}", all.len(), 100.0 * mse),
-        format!("  subset precision × 100 ({} annotated reviews): {:.2}", data.annotated.len(), 100.0 * precision),
+        format!(
+            "{} ({} k = {}, after epoch {}) on {}:",
+            path.display(),
+            c.method.label(),
+            c.k,
+            c.epochs,
+            data.dir.display()
+        ),
+        format!(
+            "  test MSE × 100 (all {} held-out reviews): {:.3}",
+            all.len(),
+            100.0 * mse
+        ),
+        format!(
+            "  subset precision × 100 ({} annotated reviews): {:.2}",
+            data.annotated.len(),
+            100.0 * precision
+        ),
     ])
 }

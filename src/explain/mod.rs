@@ -271,7 +271,11 @@ impl Explainer {
             bail!("the batch size and k must be at least 1");
         }
         if cfg.k > cfg.maxlen {
-            bail!("k = {} is larger than the sequence length {}", cfg.k, cfg.maxlen);
+            bail!(
+                "k = {} is larger than the sequence length {}",
+                cfg.k,
+                cfg.maxlen
+            );
         }
         if data.train.maxlen != cfg.maxlen {
             bail!(
@@ -287,8 +291,10 @@ impl Explainer {
         let mut model = dev.build_module::<ExplainerSpec, f32>();
         crate::train::init::glorot_uniform(&mut model, crate::run::tag_seed(cfg.seed, tags::INIT));
         let estimator = cfg.spec.build(TopK::new(cfg.k), cfg.k)?;
-        let (val, test) =
-            split_heldout(data.heldout.len(), crate::run::tag_seed(cfg.seed, tags::SPLIT));
+        let (val, test) = split_heldout(
+            data.heldout.len(),
+            crate::run::tag_seed(cfg.seed, tags::SPLIT),
+        );
         Ok(Self {
             optimiser: Optimiser::new(OptimiserConfig::Adam(cfg.adam)),
             cfg,
@@ -306,16 +312,14 @@ impl Explainer {
         let l = enc.maxlen;
         let emb = &self.data.embeddings;
         let mut out = vec![0.0f32; idx.len() * EMB * l];
-        out.par_chunks_mut(EMB * l)
-            .zip(idx)
-            .for_each(|(o, &r)| {
-                for (p, &id) in enc.ids[r * l..(r + 1) * l].iter().enumerate() {
-                    let v = &emb[id as usize * EMB..(id as usize + 1) * EMB];
-                    for (c, &x) in v.iter().enumerate() {
-                        o[c * l + p] = x;
-                    }
+        out.par_chunks_mut(EMB * l).zip(idx).for_each(|(o, &r)| {
+            for (p, &id) in enc.ids[r * l..(r + 1) * l].iter().enumerate() {
+                let v = &emb[id as usize * EMB..(id as usize + 1) * EMB];
+                for (c, &x) in v.iter().enumerate() {
+                    o[c * l + p] = x;
                 }
-            });
+            }
+        });
         self.dev.tensor_from_vec(out, (idx.len(), Const::<EMB>, l))
     }
 
@@ -402,7 +406,11 @@ impl Learner for Explainer {
         let y: Vec<f32> = step.batch.iter().map(|&i| enc.y[i]).collect();
         let y = self.dev.tensor_from_vec(y, (b, Const::<1>));
         let mask = self.dropout_mask(b, crate::run::tag_seed(step.seed, tags::DROPOUT));
-        let logits = selector_logits(&self.model, x.clone().traced(self.model.alloc_grads()), mask);
+        let logits = selector_logits(
+            &self.model,
+            x.clone().traced(self.model.alloc_grads()),
+            mask,
+        );
         let z = self.estimator.apply_seeded(logits, step.seed)?;
         let pred = predict(&self.model, &x, z, self.cfg.k);
         let loss = mse_loss(pred, y);

@@ -17,7 +17,10 @@ pub const HIDDEN: usize = 250;
 /// dropout → Conv1D(100, 1, ReLU) → Conv1D(1, 1): θ, one logit per token. The first layer
 /// takes the data, so it computes no input gradient.
 pub type SelectorSpec = (
-    (Conv1DOnData<EMB, FILTERS, 3, 1, Same>, Dense<FILTERS, FILTERS>),
+    (
+        Conv1DOnData<EMB, FILTERS, 3, 1, Same>,
+        Dense<FILTERS, FILTERS>,
+    ),
     (
         Conv1D<FILTERS, FILTERS, 3, 1, Same>,
         Conv1D<FILTERS, FILTERS, 3, 1, Same>,
@@ -46,14 +49,18 @@ pub fn selector_logits<T: Tape<f32, Cpu> + Merge<T>>(
     let (b, _, l) = *x.shape();
     let s = &m.0;
     let h = s.0 .0.forward(x).relu();
-    let global = s.0 .1.forward(GlobalMaxPool.forward(h.with_empty_tape())).relu();
+    let global =
+        s.0 .1
+            .forward(GlobalMaxPool.forward(h.with_empty_tape()))
+            .relu();
     let tiled = global.broadcast_like(&(b, Const::<FILTERS>, l));
     let local = s.1 .1.forward(s.1 .0.forward(h).relu()).relu();
     // Const + Const has no sum type in dfdx 0.13: one side as a runtime dimension.
     let local = local.reshape_like(&(b, FILTERS, l));
-    let both = (tiled, local)
-        .concat_along(Axis::<1>)
-        .reshape_like(&(b, Const::<{ 2 * FILTERS }>, l));
+    let both =
+        (tiled, local)
+            .concat_along(Axis::<1>)
+            .reshape_like(&(b, Const::<{ 2 * FILTERS }>, l));
     let both = match dropout {
         Some(mask) => both * mask,
         None => both,

@@ -133,8 +133,8 @@ pub const INTENSIFIERS: &[&str] = &["quite", "really", "very", "rather", "fairly
 pub const FILLERS: &[&str] = &[
     "poured", "from", "a", "bottle", "into", "glass", "the", "this", "beer", "it", "i", "had",
     "at", "bar", "with", "friends", "last", "night", "bought", "on", "tap", "served", "cold",
-    "pint", "my", "first", "one", "of", "these", "was", "picked", "up", "store", "label",
-    "says", "brewed", "in", "year", "tried", "today", "lol", "tbh", "imo",
+    "pint", "my", "first", "one", "of", "these", "was", "picked", "up", "store", "label", "says",
+    "brewed", "in", "year", "tried", "today", "lol", "tbh", "imo",
 ];
 
 /// Filler words without an embedding (as the real file lacks some words).
@@ -281,7 +281,8 @@ pub fn reviews(cfg: &GeneratorConfig, tag: &str, n: usize) -> Vec<Annotated> {
 
 /// The embeddings of every generated word but [`UNEMBEDDED`] (see the module docs).
 pub fn embeddings(cfg: &GeneratorConfig) -> Embeddings {
-    let mut rng = ChaCha8Rng::seed_from_u64(crate::run::derive_seed(cfg.embedding_seed, "embeddings", 0));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(crate::run::derive_seed(cfg.embedding_seed, "embeddings", 0));
     let dim = EMBEDDING_DIM;
     let unit = |rng: &mut ChaCha8Rng| -> Vec<f32> {
         let v: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(rng)).collect();
@@ -295,20 +296,19 @@ pub fn embeddings(cfg: &GeneratorConfig) -> Embeddings {
         dim,
         vectors: Vec::new(),
     };
-    let mut add = |word: &str, aspect: Option<usize>, level: Option<usize>, rng: &mut ChaCha8Rng| {
-        if e.words.iter().any(|w| w == word) {
-            return;
-        }
-        let noise = unit(rng);
-        let p = level.map_or(0.0, |l| (l as f32 - 2.0) / 2.0);
-        let v: Vec<f32> = (0..dim)
-            .map(|i| {
-                aspect.map_or(0.0, |a| aspects[a][i]) + p * polarity[i] + 0.4 * noise[i]
-            })
-            .collect();
-        e.words.push(word.to_string());
-        e.vectors.extend(v);
-    };
+    let mut add =
+        |word: &str, aspect: Option<usize>, level: Option<usize>, rng: &mut ChaCha8Rng| {
+            if e.words.iter().any(|w| w == word) {
+                return;
+            }
+            let noise = unit(rng);
+            let p = level.map_or(0.0, |l| (l as f32 - 2.0) / 2.0);
+            let v: Vec<f32> = (0..dim)
+                .map(|i| aspect.map_or(0.0, |a| aspects[a][i]) + p * polarity[i] + 0.4 * noise[i])
+                .collect();
+            e.words.push(word.to_string());
+            e.vectors.extend(v);
+        };
     for a in 0..5 {
         for w in NOUNS[a] {
             add(w, Some(a), None, &mut rng);
@@ -349,9 +349,18 @@ pub fn write(cfg: &GeneratorConfig, dir: &Path) -> anyhow::Result<Vec<std::path:
     let files = [
         (super::TRAIN_FILE, super::format_reviews(&train)),
         (super::HELDOUT_FILE, super::format_reviews(&heldout)),
-        (super::ANNOTATIONS_FILE, super::format_annotations(&annotated)),
-        (super::EMBEDDINGS_FILE, super::format_embeddings(&embeddings(cfg))),
-        (super::GENERATOR_FILE, serde_json::to_string_pretty(cfg)? + "\n"),
+        (
+            super::ANNOTATIONS_FILE,
+            super::format_annotations(&annotated),
+        ),
+        (
+            super::EMBEDDINGS_FILE,
+            super::format_embeddings(&embeddings(cfg)),
+        ),
+        (
+            super::GENERATOR_FILE,
+            serde_json::to_string_pretty(cfg)? + "\n",
+        ),
     ];
     let mut out = Vec::new();
     for (name, text) in files {

@@ -166,7 +166,9 @@ fn parse_scores(s: &str) -> Result<[f32; 5], String> {
     }
     let mut out = [0.0f32; 5];
     for (o, p) in out.iter_mut().zip(&parts) {
-        let v: f32 = p.parse().map_err(|_| format!("score '{p}' is not a number"))?;
+        let v: f32 = p
+            .parse()
+            .map_err(|_| format!("score '{p}' is not a number"))?;
         if !(0.0..=1.0).contains(&v) {
             return Err(format!("score {p} is outside [0, 1]"));
         }
@@ -181,8 +183,7 @@ fn parse_scores(s: &str) -> Result<[f32; 5], String> {
 #[cfg(feature = "csv")]
 pub fn parse_reviews(bytes: &[u8], path: &Path) -> Result<Vec<Review>, BeerError> {
     use polars::prelude::*;
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
     // polars skips blank lines, so line numbers are kept by the pre-check below; it also
     // reports ragged rows without a line, hence the tab count per line first.
     let mut lines = Vec::new();
@@ -195,7 +196,10 @@ pub fn parse_reviews(bytes: &[u8], path: &Path) -> Result<Vec<Review>, BeerError
             return Err(line_err(
                 path,
                 i + 1,
-                format!("expected two tab-separated columns (scores, tokens), found {}", tabs + 1),
+                format!(
+                    "expected two tab-separated columns (scores, tokens), found {}",
+                    tabs + 1
+                ),
             ));
         }
         lines.push(i + 1);
@@ -234,8 +238,8 @@ pub fn parse_reviews(bytes: &[u8], path: &Path) -> Result<Vec<Review>, BeerError
     let (scores, text) = (col("scores")?, col("text")?);
     let mut out = Vec::with_capacity(lines.len());
     for ((s, t), &line) in scores.into_iter().zip(text).zip(&lines) {
-        let scores = parse_scores(s.as_deref().unwrap_or(""))
-            .map_err(|why| line_err(path, line, why))?;
+        let scores =
+            parse_scores(s.as_deref().unwrap_or("")).map_err(|why| line_err(path, line, why))?;
         let tokens: Vec<String> = t
             .as_deref()
             .unwrap_or("")
@@ -267,8 +271,7 @@ pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotated>, Be
         #[serde(flatten)]
         ranges: HashMap<String, serde_json::Value>,
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -280,7 +283,11 @@ pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotated>, Be
             return Err(line_err(path, n, "\"x\" has no tokens"));
         }
         if l.y.len() != 5 {
-            return Err(line_err(path, n, format!("\"y\" has {} scores, expected 5", l.y.len())));
+            return Err(line_err(
+                path,
+                n,
+                format!("\"y\" has {} scores, expected 5", l.y.len()),
+            ));
         }
         let mut scores = [0.0f32; 5];
         for (s, &v) in scores.iter_mut().zip(&l.y) {
@@ -295,26 +302,31 @@ pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotated>, Be
                 return Err(line_err(path, n, format!("no ranges for aspect \"{a}\"")));
             };
             let pairs: Vec<Vec<usize>> = serde_json::from_value(v.clone()).map_err(|e| {
-                line_err(path, n, format!("aspect \"{a}\": not a list of [start, end]: {e}"))
+                line_err(
+                    path,
+                    n,
+                    format!("aspect \"{a}\": not a list of [start, end]: {e}"),
+                )
             })?;
             for p in pairs {
                 match p[..] {
                     [s, e] if s < e && e <= l.x.len() => r.push((s, e)),
-                    _ => {
-                        return Err(line_err(
-                            path,
-                            n,
-                            format!(
-                                "aspect \"{a}\": range {p:?} is not [start, end) inside the {} tokens",
-                                l.x.len()
-                            ),
-                        ))
-                    }
+                    _ => return Err(line_err(
+                        path,
+                        n,
+                        format!(
+                            "aspect \"{a}\": range {p:?} is not [start, end) inside the {} tokens",
+                            l.x.len()
+                        ),
+                    )),
                 }
             }
         }
         out.push(Annotated {
-            review: Review { scores, tokens: l.x },
+            review: Review {
+                scores,
+                tokens: l.x,
+            },
             ranges,
         });
     }
@@ -343,8 +355,7 @@ pub struct Embeddings {
 /// Parses `word f1 ... f_dim` lines (whitespace-separated, finite numbers). A word seen
 /// twice keeps its last vector, as the official code's dict.
 pub fn parse_embeddings(bytes: &[u8], path: &Path, dim: usize) -> Result<Embeddings, BeerError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| file_err(path, format!("not UTF-8: {e}")))?;
     let mut e = Embeddings {
         words: Vec::new(),
         dim,
@@ -494,7 +505,11 @@ impl Encoded {
             maxlen: self.maxlen,
             ids: idx
                 .iter()
-                .flat_map(|&i| self.ids[i * self.maxlen..(i + 1) * self.maxlen].iter().copied())
+                .flat_map(|&i| {
+                    self.ids[i * self.maxlen..(i + 1) * self.maxlen]
+                        .iter()
+                        .copied()
+                })
                 .collect(),
             lens: idx.iter().map(|&i| self.lens[i]).collect(),
             y: idx.iter().map(|&i| self.y[i]).collect(),
@@ -545,9 +560,8 @@ pub fn load_from(dir: &Path, maxlen: usize) -> anyhow::Result<Beer> {
         anyhow::bail!("the maximum sequence length must be at least 1");
     }
     let file = |name: &str| {
-        super::DataSet::find_file(dir, name).ok_or_else(|| {
-            anyhow::anyhow!("{}: missing {name} (raw or .gz)", dir.display())
-        })
+        super::DataSet::find_file(dir, name)
+            .ok_or_else(|| anyhow::anyhow!("{}: missing {name} (raw or .gz)", dir.display()))
     };
     let paths = [
         file(TRAIN_FILE)?,
