@@ -136,7 +136,7 @@ fn load_unit<E: Experiment>(
     };
     let f: UnitFile<serde_json::Value, E::Unit> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a finished unit of {}", path.display(), E::NAME))?;
-    if f.config != serde_json::to_value(cfg)? || f.seed != ctx.seed {
+    if !crate::output::same_json(&f.config, &serde_json::to_value(cfg)?) || f.seed != ctx.seed {
         return Ok(Saved::Stale(format!(
             "{} was computed with another configuration or seed than this run's: ignored \
              (delete it, or report with the flags it was run with)",

@@ -306,7 +306,7 @@ impl Checkpoint {
                 show(&mine.data),
                 show(&stamp.data)
             )
-        } else if mine.config != stamp.config {
+        } else if !crate::output::same_json(&mine.config, &stamp.config) {
             format!(
                 "configuration {} differs from this run's {}",
                 mine.config, stamp.config
