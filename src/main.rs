@@ -166,6 +166,7 @@ fn data_list() {
 }
 
 fn main() -> std::process::ExitCode {
+    imle_paper::run::tune_allocator();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -180,6 +180,22 @@ pub fn log_line(pb: &ProgressBar, line: &str) {
     }
 }
 
+/// Keeps freed memory in the process instead of returning it to the system: glibc's
+/// `mallopt` with an mmap threshold of 256 MiB and a trim threshold of 1 GiB (on other
+/// platforms: nothing). A training step allocates and frees tensors of a few MiB (dfdx
+/// allocates every op's output afresh); by default glibc serves them with `mmap` or trims
+/// them away after each free, so every step faults and zeroes its pages again. Measured on
+/// Table 1's step (2 threads): 6.5 s → 4.4 s per epoch, the same numbers. Call once at
+/// start-up (the CLI does).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// The default output folder of a profile: `figures/` for the paper's protocol,
 /// `figures/quick/` for quick runs, so that a quick run never replaces the committed
 /// full-protocol results.
