@@ -25,13 +25,22 @@ fn bench(c: &mut Criterion) {
     for method in [Method::ImleSog, Method::L2x] {
         let mut e = Explainer::new(ExplainConfig::paper(method, 10, 150), data.clone()).unwrap();
         let mut seed = 0;
-        c.bench_function(&format!("table1 train step, batch 40, maxlen 150, {}", method.name()), |b| {
-            b.iter(|| {
-                seed += 1;
-                e.train_step(Step { epoch: 1, index: 0, batch: &batch, lr: 1e-3, seed })
+        c.bench_function(
+            &format!("table1 train step, batch 40, maxlen 150, {}", method.name()),
+            |b| {
+                b.iter(|| {
+                    seed += 1;
+                    e.train_step(Step {
+                        epoch: 1,
+                        index: 0,
+                        batch: &batch,
+                        lr: 1e-3,
+                        seed,
+                    })
                     .unwrap()
-            })
-        });
+                })
+            },
+        );
     }
     let e = Explainer::new(ExplainConfig::paper(Method::ImleSog, 10, 150), data.clone()).unwrap();
     let idx: Vec<usize> = (0..100).collect();

@@ -277,20 +277,23 @@ pub fn str_column(df: &polars::prelude::DataFrame, name: &str) -> Result<Vec<Str
 pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(i), Some(j), _, _) => i == j,
-            (_, _, Some(i), Some(j)) => i == j,
-            _ => match (x.as_f64(), y.as_f64()) {
-                (Some(f), Some(g)) => f == g || f as f32 == g as f32,
-                _ => false,
-            },
-        },
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(i), Some(j), _, _) => i == j,
+                (_, _, Some(i), Some(j)) => i == j,
+                _ => match (x.as_f64(), y.as_f64()) {
+                    (Some(f), Some(g)) => f == g || f as f32 == g as f32,
+                    _ => false,
+                },
+            }
+        }
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -307,18 +310,37 @@ mod tests {
             dropout: f32,
             seed: u64,
         }
-        let mem = serde_json::to_value(C { dropout: 0.2, seed: 7 }).unwrap();
-        let file: serde_json::Value =
-            serde_json::from_str(&serde_json::to_string(&C { dropout: 0.2, seed: 7 }).unwrap())
-                .unwrap();
+        let mem = serde_json::to_value(C {
+            dropout: 0.2,
+            seed: 7,
+        })
+        .unwrap();
+        let file: serde_json::Value = serde_json::from_str(
+            &serde_json::to_string(&C {
+                dropout: 0.2,
+                seed: 7,
+            })
+            .unwrap(),
+        )
+        .unwrap();
         assert_ne!(mem, file, "serde_json writes f32 fields differently");
         assert!(same_json(&mem, &file) && same_json(&file, &mem));
-        let other = serde_json::to_value(C { dropout: 0.3, seed: 7 }).unwrap();
+        let other = serde_json::to_value(C {
+            dropout: 0.3,
+            seed: 7,
+        })
+        .unwrap();
         assert!(!same_json(&mem, &other));
         let seed = serde_json::json!({ "dropout": 0.2, "seed": 8 });
         assert!(!same_json(&file, &seed));
-        assert!(!same_json(&serde_json::json!([1, 2]), &serde_json::json!([1, 2, 3])));
-        assert!(!same_json(&serde_json::json!({ "a": 1 }), &serde_json::json!({ "b": 1 })));
+        assert!(!same_json(
+            &serde_json::json!([1, 2]),
+            &serde_json::json!([1, 2, 3])
+        ));
+        assert!(!same_json(
+            &serde_json::json!({ "a": 1 }),
+            &serde_json::json!({ "b": 1 })
+        ));
     }
 
     #[test]

@@ -440,7 +440,10 @@ impl Experiment for Table1 {
             return Ok(None);
         }
         let ck = Checkpoint::load(&path)?;
-        if !crate::output::same_json(&ck.header.stamp.config, &serde_json::to_value(c.without_epochs())?) {
+        if !crate::output::same_json(
+            &ck.header.stamp.config,
+            &serde_json::to_value(c.without_epochs())?,
+        ) {
             bail!(
                 "{} was written by another configuration than the one asked for",
                 path.display()

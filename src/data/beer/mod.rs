@@ -311,14 +311,16 @@ pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotated>, Be
             for p in pairs {
                 match p[..] {
                     [s, e] if s < e && e <= l.x.len() => r.push((s, e)),
-                    _ => return Err(line_err(
-                        path,
-                        n,
-                        format!(
+                    _ => {
+                        return Err(line_err(
+                            path,
+                            n,
+                            format!(
                             "aspect \"{a}\": range {p:?} is not [start, end) inside the {} tokens",
                             l.x.len()
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
         }
