@@ -72,12 +72,7 @@ pub struct Args {
 }
 
 fn parse_method_spec(s: &str) -> std::result::Result<(Method, crate::spec::EstimatorSpec), String> {
-    let (m, spec) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected METHOD=SPEC, got '{s}'"))?;
-    let method = Method::parse(m.trim()).ok_or_else(|| format!("unknown method '{m}'"))?;
-    let spec = spec.parse().map_err(|e| format!("{e:#}"))?;
-    Ok((method, spec))
+    super::method_spec(s, Method::parse)
 }
 
 /// Resolved configuration of Figure 4.
@@ -108,21 +103,10 @@ impl Args {
         self.device.check_available()?;
         let methods: Vec<Method> = match &self.methods {
             None => PAPER_METHODS.to_vec(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    Method::parse(n.trim()).with_context(|| {
-                        format!(
-                            "unknown method '{n}'; choose from {}",
-                            Method::ALL.map(|m| m.name()).join(", ")
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?,
+            Some(names) => {
+                super::parse_methods(names, Method::parse, &Method::ALL.map(|m| m.name()))?
+            }
         };
-        if methods.is_empty() {
-            bail!("--methods needs at least one method");
-        }
         if let Some((m, _)) = self.specs.iter().find(|(m, _)| !methods.contains(m)) {
             bail!("--spec names {}, which is not among --methods", m.name());
         }

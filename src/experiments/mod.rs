@@ -463,6 +463,41 @@ pub fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// The estimator override `METHOD=SPEC` of `--spec` (SPEC: `kind:key=value,...` or JSON,
+/// see [`crate::spec`]), the method read by `parse`.
+pub fn method_spec<M>(
+    s: &str,
+    parse: impl Fn(&str) -> Option<M>,
+) -> std::result::Result<(M, crate::spec::EstimatorSpec), String> {
+    let (m, spec) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected METHOD=SPEC, got '{s}'"))?;
+    let method = parse(m.trim()).ok_or_else(|| format!("unknown method '{m}'"))?;
+    let spec = spec.parse().map_err(|e| format!("{e:#}"))?;
+    Ok((method, spec))
+}
+
+/// The methods of `--methods`, each read by `parse`; an unknown name lists `choices`, an
+/// empty list is an error.
+pub fn parse_methods<M>(
+    names: &[String],
+    parse: impl Fn(&str) -> Option<M>,
+    choices: &[&str],
+) -> Result<Vec<M>> {
+    let methods = names
+        .iter()
+        .map(|n| {
+            parse(n.trim()).with_context(|| {
+                format!("unknown method '{n}'; choose from {}", choices.join(", "))
+            })
+        })
+        .collect::<Result<Vec<M>>>()?;
+    if methods.is_empty() {
+        anyhow::bail!("--methods needs at least one method");
+    }
+    Ok(methods)
+}
+
 /// clap value parser: an integer >= 1.
 pub fn positive_usize(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {

@@ -74,12 +74,7 @@ pub struct Args {
 }
 
 fn parse_method_spec(s: &str) -> std::result::Result<(Method, EstimatorSpec), String> {
-    let (m, spec) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected METHOD=SPEC, got '{s}'"))?;
-    let method = Method::parse(m.trim()).ok_or_else(|| format!("unknown method '{m}'"))?;
-    let spec = spec.parse().map_err(|e| format!("{e:#}"))?;
-    Ok((method, spec))
+    super::method_spec(s, Method::parse)
 }
 
 /// The paper's rows for `k`: all methods at k = 10, L2X, SoftSub and I-MLE otherwise.
@@ -152,23 +147,8 @@ impl Args {
         let chosen: Option<Vec<Method>> = self
             .methods
             .as_ref()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|n| {
-                        Method::parse(n.trim()).with_context(|| {
-                            format!(
-                                "unknown method '{n}'; choose from {}",
-                                Method::ALL.map(|m| m.name()).join(", ")
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
+            .map(|names| super::parse_methods(names, Method::parse, &Method::ALL.map(|m| m.name())))
             .transpose()?;
-        if chosen.as_ref().is_some_and(|c| c.is_empty()) {
-            bail!("--methods needs at least one method");
-        }
         let runs_per_row = self.runs.unwrap_or(profile.pick(1, 5));
         // Run index outermost: a partial full run has whole tables of fewer runs.
         let mut runs = Vec::new();
