@@ -720,7 +720,7 @@ pub fn report(
             r.epoch_seconds
         ));
     }
-    md.push_str("\nThe paper's MSE column is quoted from Table 1 of Sahoo et al. (ICLR 2023), which reprints Niepert et al.'s L2X, SoftSub and I-MLE rows; the paper's subset precisions and its STE / I-MLE MAP / I-MLE Gumbel rows are not transcribed here (–). Seconds per epoch: median training time on this machine (release build).");
+    md.push_str("\nThe paper's MSE column is quoted from Table 1 of Sahoo et al. (ICLR 2023), which reprints Niepert et al.'s L2X, SoftSub and I-MLE rows; the paper's subset precisions and its STE / I-MLE MAP / I-MLE Gumbel rows are not transcribed here (–). Seconds per epoch: median training time on this machine (release build).\n\nWhere we differ from the official code (each documented where it is made): L2X draws k relaxed samples combined by max, as Chen et al. (the official baseline draws one); the test-time selection is exactly k tokens (the official `>=` threshold selects more on ties); subset precision maps positions through the front truncation (the official code compares positions of the truncated sequence, wrong for reviews longer than the sequence); line endings are stripped before splitting tokens; AIMLE (not in the paper) steers λ to 5 % non-zero gradient entries, our choice.");
     let lines = rows
         .iter()
         .map(|r| {

@@ -55,7 +55,7 @@ pub struct GeneratorConfig {
 
 impl Default for GeneratorConfig {
     /// 2,500 / 1,500 / 400 reviews, 8 % longer than 150 tokens, seeds 0: Table 1's whole
-    /// grid (13 rows x 5 runs x 20 epochs) in about 3 hours on 2 cores.
+    /// grid (13 rows x 5 runs x 20 epochs) in about 2.5 hours on 2 cores.
     fn default() -> Self {
         Self {
             seed: 0,
