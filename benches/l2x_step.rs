@@ -12,6 +12,8 @@ use imle_paper::train::{Learner, Step};
 use std::sync::Arc;
 
 fn bench(c: &mut Criterion) {
+    // What the CLI does at start-up (the step allocates and frees tensors of a few MiB).
+    imle_paper::run::tune_allocator();
     let dir = tempfile::tempdir().unwrap();
     let cfg = generate::GeneratorConfig {
         train: 400,
