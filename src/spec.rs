@@ -489,6 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn apply_seeded_is_deterministic_per_seed_and_refuses_the_score_function() {
+        use dfdx::prelude::*;
+        let dev = Cpu::default();
+        let theta = dev.tensor_from_vec(vec![0.1f32, 0.4, 0.2, 0.3, 0.0, 0.5], (1usize, 6usize));
+        let spec: EstimatorSpec = "imle:noise=gumbel,lambda=10".parse().unwrap();
+        let op = spec.build(TopK::new(2), 2).unwrap();
+        let z = |seed| op.apply_seeded(theta.clone(), seed).unwrap().as_vec();
+        assert_eq!(z(3), z(3));
+        assert_eq!(z(3).iter().sum::<f32>(), 2.0);
+        assert!(
+            (0..20).any(|s| z(s) != z(3)),
+            "Gumbel noise changes the subset"
+        );
+        let sfe = EstimatorSpec::Sfe { temperature: 1.0 }
+            .build(TopK::new(2), 2)
+            .unwrap();
+        let e = sfe.apply_seeded(theta, 0).unwrap_err().to_string();
+        assert!(e.contains("not a layer"), "{e}");
+        assert_eq!(op.adaptive_state(), None);
+        let aimle: EstimatorSpec = "aimle:beta0=2".parse().unwrap();
+        let a = aimle.build(TopK::new(2), 2).unwrap();
+        assert_eq!(a.adaptive_state().map(|s| s.0), Some(2.0));
+    }
+
+    #[test]
     fn the_built_estimator_has_the_spec_hyper_parameters() {
         // I-MLE with no noise on a hand-derived example: θ = (3, 1, 2), k = 1,
         // ∂L/∂z = (1, 0, 0), z = (1, 0, 0). λ = 0.5: θ' = (2.5, 1, 2) → z' = z, estimate
