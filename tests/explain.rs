@@ -1,7 +1,7 @@
 //! Learning to explain (Table 1): subset precision on hand-made examples, a tiny run
 //! whose validation MSE falls, and a killed run resumed equal to an uninterrupted one.
 
-use imle_paper::data::beer::{self, generate, Encoded, Review, Vocab, PAD, UNK};
+use imle_paper::data::beer::{self, generate, Encoded, Review, Vocab, PAD};
 use imle_paper::explain::{subset_precision, ExplainConfig, Explainer, Method};
 use imle_paper::train::{Learner, RunStamp, Trainer};
 use std::sync::Arc;
@@ -41,7 +41,6 @@ fn subset_precision_counts_non_padding_selections_in_the_ranges() {
     // index i = position would have called position 0 of review 1 token 0 (outside).
     let first_only = [0., 0., 0., 0., 0., 1., 0., 0., 0., 0.];
     assert_eq!(subset_precision(&enc, &first_only, &ranges, 1), (1, 2));
-    let _ = UNK;
 }
 
 fn tiny_data(maxlen: usize) -> Arc<beer::Beer> {

@@ -445,14 +445,6 @@ impl Experiment for Table1 {
     }
 }
 
-impl Explainer {
-    /// Replaces the model's weights with those of checkpoint `ck`.
-    pub fn model_from(&mut self, ck: &Checkpoint) -> Result<()> {
-        ck.take_model("model", &mut self.model)
-            .map_err(anyhow::Error::msg)
-    }
-}
-
 /// The paper's test MSE × 100 (mean, std over 10 runs) for `(k, method)`, as quoted in
 /// Table 1 of Sahoo et al. (ICLR 2023) from Niepert et al. (2021); None where not
 /// transcribed here.

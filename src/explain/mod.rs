@@ -387,6 +387,13 @@ impl Explainer {
         Ok(c as f64 / d.max(1) as f64)
     }
 
+    /// Replaces the model's weights with those of checkpoint `ck` (e.g. the kept
+    /// best-validation one).
+    pub fn model_from(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.take_model("model", &mut self.model)
+            .map_err(anyhow::Error::msg)
+    }
+
     fn train_rows(&self) -> usize {
         self.cfg
             .train_subset
@@ -454,8 +461,7 @@ impl Learner for Explainer {
     }
 
     fn load(&mut self, ck: &Checkpoint) -> Result<()> {
-        ck.take_model("model", &mut self.model)
-            .map_err(anyhow::Error::msg)?;
+        self.model_from(ck)?;
         ck.take_optimiser(&mut self.optimiser)
             .map_err(anyhow::Error::msg)?;
         let state = ck
