@@ -399,6 +399,38 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn grid_shift_solves_the_translated_costs(
+        k in 2usize..=8,
+        theta in prop::collection::vec(-10.0f32..10.0, 64),
+    ) {
+        let theta = &theta[..k * k];
+        let top = theta.iter().cloned().fold(0.0f32, f32::max);
+        let translated: Vec<f32> = theta.iter().map(|t| t - top).collect();
+        let (mut a, mut b) = (vec![0.0; k * k], vec![0.0; k * k]);
+        GridShortestPath::new(k).shift_negative_costs().solve(theta, &mut a).unwrap();
+        GridShortestPath::new(k).solve(&translated, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        // Without positive entries the shift changes nothing.
+        let neg: Vec<f32> = theta.iter().map(|t| -t.abs()).collect();
+        GridShortestPath::new(k).shift_negative_costs().solve(&neg, &mut a).unwrap();
+        GridShortestPath::new(k).solve(&neg, &mut b).unwrap();
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn grid_shift_still_refuses_nan() {
+    let mut z = [0.0; 4];
+    let shifted = GridShortestPath::new(2).shift_negative_costs();
+    assert!(shifted.solve(&[1.0, f32::NAN, 0.0, 0.0], &mut z).is_err());
+    assert!(shifted
+        .solve(&[f32::INFINITY, 0.0, 0.0, 0.0], &mut z)
+        .is_err());
+    assert!(shifted.shifts_negative_costs() && !GridShortestPath::new(2).shifts_negative_costs());
+}
+
 #[test]
 fn grid_ties_keep_the_first_predecessor() {
     // 2x2, 4-neighbourhood, unit costs: (0,1) leaves the queue before (1,0) and claims the

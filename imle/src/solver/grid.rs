@@ -72,6 +72,7 @@ pub struct GridShortestPath {
     rows: usize,
     cols: usize,
     neighbourhood: Neighbourhood,
+    shift: bool,
 }
 
 impl GridShortestPath {
@@ -97,7 +98,38 @@ impl GridShortestPath {
             rows,
             cols,
             neighbourhood: Neighbourhood::Eight,
+            shift: false,
         }
+    }
+
+    /// The same grid, solving a θ with positive entries (negative costs) after shifting
+    /// it, per instance, by its maximum: `θ − max(0, max_i θ_i)`, so the most negative
+    /// cost becomes 0 (the official Warcraft code's `translate_weights`, applied to BB's
+    /// and I-MLE's target costs and to perturbed costs). A shift adds the same cost to
+    /// every cell and so favours paths with fewer cells: it changes the MAP, which is why
+    /// the default refuses positive θ with [`Error::InvalidCost`]. NaN and infinite θ are
+    /// still errors.
+    ///
+    /// ```
+    /// use imle::solver::{GridShortestPath, MapSolver};
+    /// // Costs -1 on the detour: refused by default, shifted to 0 here.
+    /// let theta = [-1.0f32, 1.0, 1.0, -5.0, -5.0, 1.0, -5.0, -5.0, -1.0];
+    /// let mut z = [0.0; 9];
+    /// assert!(GridShortestPath::new(3).solve(&theta, &mut z).is_err());
+    /// GridShortestPath::new(3).shift_negative_costs().solve(&theta, &mut z)?;
+    /// assert_eq!(z, [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    /// # Ok::<(), imle::Error>(())
+    /// ```
+    pub fn shift_negative_costs(self) -> Self {
+        Self {
+            shift: true,
+            ..self
+        }
+    }
+
+    /// Whether positive θ is shifted ([`GridShortestPath::shift_negative_costs`]).
+    pub fn shifts_negative_costs(&self) -> bool {
+        self.shift
     }
 
     /// The same grid with another neighbourhood.
@@ -156,10 +188,14 @@ impl MapSolver for GridShortestPath {
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         check_dims(self.rows, self.cols, theta.len())?;
         check_state_len(theta, z)?;
+        let offset = match self.shift {
+            true => theta.iter().fold(0.0f32, |m, &t| if t > m { t } else { m }),
+            false => 0.0,
+        };
         with_scratch(|s| {
             s.cost.clear();
             for (index, &t) in theta.iter().enumerate() {
-                s.cost.push(checked_cost(index, -t)?);
+                s.cost.push(checked_cost(index, offset - t)?);
             }
             s.run(self.rows, self.cols, self.neighbourhood);
             z.fill(0.0);
