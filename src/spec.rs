@@ -82,10 +82,14 @@ impl NoiseSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TargetSpec {
-    /// Eq. 10, `θ' = θ − λ·∂L/∂z`.
+    /// Eq. 10, `θ' = α·θ − λ·∂L/∂z` (α = 1 in the paper; the official Warcraft "MAP-MAP"
+    /// run uses α = 0, the target `−λ·∂L/∂z` alone).
     Pid {
         /// λ.
         lambda: f32,
+        /// α (omitted from JSON when 1).
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        alpha: f32,
     },
     /// Eq. 14 (combinatorial optimisation).
     Combinatorial,
@@ -99,11 +103,19 @@ pub enum TargetSpec {
     },
 }
 
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(x: &f32) -> bool {
+    *x == 1.0
+}
+
 impl TargetSpec {
     /// The library's target.
     pub fn build(&self) -> Result<Target> {
         Ok(match self {
-            TargetSpec::Pid { lambda } => Target::pid(*lambda)?,
+            TargetSpec::Pid { lambda, alpha } => Target::pid_with_alpha(*lambda, *alpha)?,
             TargetSpec::Combinatorial => Target::Combinatorial,
             TargetSpec::Adaptive {
                 beta0,
@@ -261,7 +273,7 @@ impl EstimatorSpec {
     /// I-MLE with the PID target (λ), S = 1, τ = 1, no 1/λ, one-sided.
     pub fn imle(lambda: f32, noise: NoiseSpec) -> Self {
         EstimatorSpec::Imle {
-            target: TargetSpec::Pid { lambda },
+            target: TargetSpec::Pid { lambda, alpha: 1.0 },
             noise,
             samples: 1,
             temperature: 1.0,
@@ -389,6 +401,7 @@ impl std::str::FromStr for EstimatorSpec {
                 {
                     "pid" => TargetSpec::Pid {
                         lambda: keys.take("lambda", 1.0)?,
+                        alpha: keys.take("alpha", 1.0)?,
                     },
                     "combinatorial" => TargetSpec::Combinatorial,
                     "adaptive" => TargetSpec::Adaptive {

@@ -15,11 +15,11 @@ use super::{positive_usize, Experiment, Profile, Report, RunContext};
 use crate::data::beer::{self, generate::GeneratorConfig, Beer};
 use crate::explain::{ExplainConfig, Explainer, Method};
 use crate::output::Table;
-use crate::plot::{Figure, LineChart, MarkedWord, Panel, Series, WordPanel};
+use crate::plot::{Figure, MarkedWord, Panel, WordPanel};
 use crate::run::log_line;
 use crate::spec::EstimatorSpec;
 use crate::stats::{mean_std, median};
-use crate::train::{Checkpoint, EpochRecord, RunStamp, Trainer};
+use crate::train::{Checkpoint, EpochRecord, KeepBest, RunStamp, Trainer};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -289,33 +289,21 @@ pub fn train_run(
     trainer.checkpoint = Some(dir.join(CHECKPOINT));
     trainer.label = unit_name(c);
     trainer.progress = ctx.progress;
-    let best_path = dir.join(BEST);
-    let mut best = match best_path.exists() {
-        true => Checkpoint::load(&best_path)?
-            .header
-            .history
-            .last()
-            .map_or(f64::INFINITY, |r| r.eval("val_mse")),
-        false => f64::INFINITY,
-    };
+    trainer.keep_best = Some(KeepBest {
+        path: dir.join(BEST),
+        metric: "val_mse".into(),
+        maximise: false,
+    });
     let pb = ctx.progress(0, "");
     let label = unit_name(c);
-    let mut copy_err = None;
     trainer.fit(&mut learner, Vec::new(), |r| {
-        let v = r.eval("val_mse");
-        if v < best {
-            best = v;
-            if let Err(e) = std::fs::copy(dir.join(CHECKPOINT), &best_path) {
-                copy_err = Some(e);
-            }
-        }
         log_line(
             &pb,
             &format!(
                 "{label:>22} epoch {:>2}: train MSE {:.4}  val {:.4}  test {:.4}  precision {:.1} %  {:.1}+{:.1} s",
                 r.epoch,
                 r.train("mse"),
-                v,
+                r.eval("val_mse"),
                 r.eval("test_mse"),
                 100.0 * r.eval("precision"),
                 r.train_seconds,
@@ -323,9 +311,6 @@ pub fn train_run(
             ),
         );
     })?;
-    if let Some(e) = copy_err {
-        return Err(e).with_context(|| format!("keeping {}", best_path.display()));
-    }
     Ok(learner)
 }
 
@@ -392,13 +377,7 @@ impl Experiment for Table1 {
         let data = beer_data(cfg.data_dir.as_deref(), c.maxlen)?;
         let dir = run_dir(ctx, &c);
         if ctx.fresh {
-            for f in [CHECKPOINT, BEST] {
-                let p = dir.join(f);
-                if p.exists() {
-                    std::fs::remove_file(&p)
-                        .with_context(|| format!("removing {}", p.display()))?;
-                }
-            }
+            Checkpoint::remove_all(&dir, &[CHECKPOINT, BEST])?;
         }
         let mut learner = train_run(&c, data, &dir, ctx)?;
         let history = Checkpoint::load(&dir.join(CHECKPOINT))?.header.history;
@@ -416,25 +395,15 @@ impl Experiment for Table1 {
     fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<RunResult>> {
         let c = run_config(cfg, unit, ctx.seed)?;
         let path = run_dir(ctx, &c).join(CHECKPOINT);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let ck = Checkpoint::load(&path)?;
-        if !crate::output::same_json(
-            &ck.header.stamp.config,
-            &serde_json::to_value(c.without_epochs())?,
-        ) {
-            bail!(
-                "{} was written by another configuration than the one asked for",
-                path.display()
-            );
-        }
-        Ok(Some(RunResult {
-            complete: ck.header.history.len() >= c.epochs,
-            config: c,
-            epochs: ck.header.history,
-            examples: None,
-        }))
+        let config = serde_json::to_value(c.without_epochs())?;
+        Ok(
+            Checkpoint::history_for(&path, &config)?.map(|epochs| RunResult {
+                complete: epochs.len() >= c.epochs,
+                config: c,
+                epochs,
+                examples: None,
+            }),
+        )
     }
     fn report(
         cfg: &Config,
@@ -623,46 +592,36 @@ pub fn report(
     } else {
         rows.first().map_or(10, |r| r.k)
     };
-    let mut val = LineChart::new(
-        format!("validation MSE × 100 (k = {k_plot})"),
-        "epoch",
-        "MSE × 100",
+    let groups: Vec<(String, usize, Vec<&[EpochRecord]>)> = Method::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let runs = done
+                .iter()
+                .filter(|r| r.config.k == k_plot && r.config.method == *m)
+                .map(|r| r.epochs.as_slice())
+                .collect();
+            (m.label().to_string(), i, runs)
+        })
+        .collect();
+    let charts = super::epoch_charts(
+        &groups,
+        &[
+            (
+                format!("validation MSE × 100 (k = {k_plot})"),
+                "MSE × 100",
+                "val_mse",
+            ),
+            (
+                format!("subset precision × 100 (k = {k_plot})"),
+                "precision × 100",
+                "precision",
+            ),
+        ],
     );
-    let mut prec = LineChart::new(
-        format!("subset precision × 100 (k = {k_plot})"),
-        "epoch",
-        "precision × 100",
-    );
-    for (i, m) in Method::ALL.iter().enumerate() {
-        let of: Vec<&RunResult> = done
-            .iter()
-            .copied()
-            .filter(|r| r.config.k == k_plot && r.config.method == *m)
-            .collect();
-        let n = of.iter().map(|r| r.epochs.len()).max().unwrap_or(0);
-        if n == 0 {
-            continue;
-        }
-        let x: Vec<f64> = (1..=n).map(|e| e as f64).collect();
-        let curve = |name: &str| -> (Vec<f64>, Vec<f64>) {
-            (0..n)
-                .map(|e| {
-                    mean_std(
-                        of.iter()
-                            .filter_map(|r| r.epochs.get(e))
-                            .map(|r| 100.0 * r.eval(name)),
-                    )
-                })
-                .unzip()
-        };
-        let (vm, vs) = curve("val_mse");
-        let (pmn, ps) = curve("precision");
-        val = val.series(Series::new(m.label(), x.clone(), vm).band(vs).color(i));
-        prec = prec.series(Series::new(m.label(), x, pmn).band(ps).color(i));
-    }
     let mut figures = vec![(
         "table1".to_string(),
-        Figure::rows(vec![vec![Panel::Line(val), Panel::Line(prec)]], (1100, 430))
+        Figure::rows(vec![charts], (1100, 430))
             .title("Table 1 — learning to explain: per-epoch validation MSE and subset precision"),
     )];
     let panels: Vec<Vec<Panel>> = Method::ALL
@@ -740,16 +699,7 @@ pub fn report(
 /// `--eval CHECKPOINT`: the test MSE on the whole held-out set and the subset precision
 /// of the model in `checkpoint`, on the data set found as `data_dir` says.
 pub fn evaluate_checkpoint(path: &Path, data_dir: Option<&Path>) -> Result<Vec<String>> {
-    let ck = Checkpoint::load(path)?;
-    if ck.header.stamp.experiment != "table1" {
-        bail!(
-            "{} is a checkpoint of {}, not of table1",
-            path.display(),
-            ck.header.stamp.experiment
-        );
-    }
-    let mut c: ExplainConfig = serde_json::from_value(ck.header.stamp.config.clone())
-        .with_context(|| format!("{}: not a table1 run configuration", path.display()))?;
+    let (ck, mut c): (Checkpoint, ExplainConfig) = Checkpoint::load_run(path, "table1")?;
     c.epochs = ck.header.history.len();
     let data = Arc::new(match data_dir {
         Some(d) => beer::load(Some(d), c.maxlen)?,

@@ -17,7 +17,7 @@ use crate::spec::{Built, EstimatorSpec, NoiseSpec, TargetSpec};
 use crate::train::{
     tags, AdamHyper, Checkpoint, Learner, Metrics, Optimiser, OptimiserConfig, Step,
 };
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use imle::solver::{MapSolver, TopK};
 use model::{predict, selector_logits, Embedded, ExplainerModel, ExplainerSpec};
@@ -450,26 +450,17 @@ impl Learner for Explainer {
     }
 
     fn save(&self, ck: &mut Checkpoint) -> Result<()> {
-        ck.put_model("model", &self.model);
-        ck.put_optimiser(&self.optimiser);
-        ck.header.estimators = vec![crate::train::EstimatorState {
-            seed: 0,
-            calls: 0,
-            adaptive: self.estimator.adaptive_state(),
-        }];
+        ck.put_run(
+            &self.model,
+            &self.optimiser,
+            self.estimator.adaptive_state(),
+        );
         Ok(())
     }
 
     fn load(&mut self, ck: &Checkpoint) -> Result<()> {
-        self.model_from(ck)?;
-        ck.take_optimiser(&mut self.optimiser)
-            .map_err(anyhow::Error::msg)?;
-        let state = ck
-            .header
-            .estimators
-            .first()
-            .context("the checkpoint has no estimator state")?;
-        self.estimator.restore_adaptive_state(state.adaptive)?;
+        let adaptive = ck.take_run(&mut self.model, &mut self.optimiser)?;
+        self.estimator.restore_adaptive_state(adaptive)?;
         Ok(())
     }
 }

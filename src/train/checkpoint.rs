@@ -135,6 +135,96 @@ impl Checkpoint {
         self.header.history.len()
     }
 
+    /// Adds what a one-model run keeps: the model as `model/...`, the optimiser, and one
+    /// estimator state holding AIMLE's `adaptive` state (if any).
+    pub fn put_run<M: TensorCollection<f32, Cpu>>(
+        &mut self,
+        model: &M,
+        opt: &Optimiser,
+        adaptive: Option<(f32, Option<f32>)>,
+    ) {
+        self.put_model("model", model);
+        self.put_optimiser(opt);
+        self.header.estimators = vec![super::EstimatorState {
+            seed: 0,
+            calls: 0,
+            adaptive,
+        }];
+    }
+
+    /// Restores what [`Checkpoint::put_run`] wrote into `model` and `opt`; returns the
+    /// adaptive state to give back to the estimator.
+    pub fn take_run<M: TensorCollection<f32, Cpu>>(
+        &self,
+        model: &mut M,
+        opt: &mut Optimiser,
+    ) -> anyhow::Result<Option<(f32, Option<f32>)>> {
+        self.take_model("model", model)
+            .map_err(anyhow::Error::msg)?;
+        self.take_optimiser(opt).map_err(anyhow::Error::msg)?;
+        let state = self
+            .header
+            .estimators
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("the checkpoint has no estimator state"))?;
+        Ok(state.adaptive)
+    }
+
+    /// The epochs recorded in the checkpoint at `path`, if there is one, after checking
+    /// that it was written for `config` (the run's configuration without what a resume
+    /// may change, compared at f32 precision).
+    pub fn history_for(
+        path: &Path,
+        config: &serde_json::Value,
+    ) -> anyhow::Result<Option<Vec<EpochRecord>>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let ck = Self::load(path)?;
+        if !crate::output::same_json(&ck.header.stamp.config, config) {
+            anyhow::bail!(
+                "{} was written by another configuration than the one asked for",
+                path.display()
+            );
+        }
+        Ok(Some(ck.header.history))
+    }
+
+    /// The checkpoint at `path` of a run of `experiment` and the run's configuration, with
+    /// clear errors for another experiment's checkpoint or an unreadable configuration.
+    pub fn load_run<C: serde::de::DeserializeOwned>(
+        path: &Path,
+        experiment: &str,
+    ) -> anyhow::Result<(Self, C)> {
+        let ck = Self::load(path)?;
+        if ck.header.stamp.experiment != experiment {
+            anyhow::bail!(
+                "{} is a checkpoint of {}, not of {experiment}",
+                path.display(),
+                ck.header.stamp.experiment
+            );
+        }
+        let c = serde_json::from_value(ck.header.stamp.config.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a {experiment} run configuration: {e}",
+                path.display()
+            )
+        })?;
+        Ok((ck, c))
+    }
+
+    /// Removes the files `names` of a run folder `dir` that exist (`--fresh`).
+    pub fn remove_all(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
+        for f in names {
+            let p = dir.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p)
+                    .map_err(|e| anyhow::anyhow!("removing {}: {e}", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds every tensor of `model` as `<prefix>/<path>`.
     pub fn put_model<M: TensorCollection<f32, Cpu>>(&mut self, prefix: &str, model: &M) {
         let mut w = Put {

@@ -192,6 +192,49 @@ pub struct Trainer {
     /// Print a line per epoch (the line saying which checkpoint and epoch a run resumes
     /// from is always printed).
     pub verbose: bool,
+    /// Keep a copy of the checkpoint of the best epoch (needs `checkpoint`).
+    pub keep_best: Option<KeepBest>,
+}
+
+/// Which epoch's checkpoint a run keeps beside its latest: the one with the lowest (or
+/// highest) value of an evaluation metric so far, copied to `path` after that epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeepBest {
+    /// Where the best epoch's checkpoint is copied.
+    pub path: PathBuf,
+    /// The evaluation metric compared.
+    pub metric: String,
+    /// Higher is better (else lower).
+    pub maximise: bool,
+}
+
+impl KeepBest {
+    /// Whether `value` beats `best`.
+    fn beats(&self, value: f64, best: f64) -> bool {
+        value.is_finite()
+            && if self.maximise {
+                value > best
+            } else {
+                value < best
+            }
+    }
+
+    /// The metric's value in the kept checkpoint (the worst possible if there is none).
+    fn current(&self) -> Result<f64> {
+        let worst = if self.maximise {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+        if !self.path.exists() {
+            return Ok(worst);
+        }
+        Ok(Checkpoint::load(&self.path)?
+            .header
+            .history
+            .last()
+            .map_or(worst, |r| r.eval(&self.metric)))
+    }
 }
 
 impl Trainer {
@@ -209,6 +252,7 @@ impl Trainer {
             stamp,
             progress: false,
             verbose: false,
+            keep_best: None,
         }
     }
 
@@ -250,6 +294,10 @@ impl Trainer {
             );
         }
         pb.set_position(per_epoch * history.len().min(self.epochs) as u64);
+        if self.keep_best.is_some() && self.checkpoint.is_none() {
+            bail!("keeping the best epoch needs a checkpoint path");
+        }
+        let mut best = self.keep_best.as_ref().map(KeepBest::current).transpose()?;
         while history.len() < self.epochs {
             let epoch = history.len() + 1;
             let lr = self.schedule.lr(self.lr, epoch);
@@ -295,6 +343,14 @@ impl Trainer {
                 let mut ck = Checkpoint::new(self.stamp.clone(), history.clone());
                 learner.save(&mut ck)?;
                 ck.save(path)?;
+                if let (Some(keep), Some(b)) = (&self.keep_best, best.as_mut()) {
+                    let v = history.last().expect("just pushed").eval(&keep.metric);
+                    if keep.beats(v, *b) {
+                        *b = v;
+                        std::fs::copy(path, &keep.path)
+                            .with_context(|| format!("keeping {}", keep.path.display()))?;
+                    }
+                }
             }
             let rec = history.last().expect("just pushed");
             if self.verbose {

@@ -63,7 +63,10 @@ impl Method {
             scale_by_lambda: true,
             two_sided,
         };
-        let pid = TargetSpec::Pid { lambda: cfg.lambda };
+        let pid = TargetSpec::Pid {
+            lambda: cfg.lambda,
+            alpha: 1.0,
+        };
         let gumbel = NoiseSpec::Gumbel { scale: 1.0 };
         match self {
             Method::ImleSog => imle(pid, cfg.sog(), false),
