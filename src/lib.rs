@@ -10,6 +10,7 @@
 //! * [`run`] — profiles, the run context, shards and seed streams;
 //! * [`train`] — the training loop, optimisers for any dfdx model, checkpoints;
 //! * [`explain`] — learning to explain (Table 1): the selector/predictor and its runs;
+//! * [`warcraft`] — shortest paths on Warcraft maps (Table 2): the networks and runs;
 //! * [`spec`] — estimator specifications (serde) that build the `imle` estimators;
 //! * [`data`] — the table of data sets, where they are looked for, checksums;
 //! * [`stats`] — mean/std, median, KS test, grids;
@@ -30,6 +31,7 @@ pub mod spec;
 pub mod stats;
 pub mod train;
 pub mod vae;
+pub mod warcraft;
 
 /// polars, re-exported so that notebooks and users name its types through this crate
 /// (`imle_paper::polars::prelude::*`) at the version the CSV files were written with.

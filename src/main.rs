@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, table1, Experiment};
+use imle_paper::experiments::{self, fidelity, fig2, fig3, fig4, table1, table2, Experiment};
 use imle_paper::run::{Profile, RunContext, Shard, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -90,8 +90,12 @@ enum Command {
     /// Table 1 (Sec. 6): learning to explain, k-subset selection of review words (resumable
     /// training; `--eval CHECKPOINT` evaluates a kept model).
     Table1(table1::Args),
+    /// Table 2 (Sec. 6): shortest paths on Warcraft terrain maps through Dijkstra (BB,
+    /// I-MLE, DPO; resumable training; `--eval CHECKPOINT` evaluates a kept model).
+    Table2(table2::Args),
     /// Data sets: `data list` shows where each is found, `data fetch mnist` downloads MNIST
-    /// and checks its MD5s, `data generate beer` writes the look-alike review set.
+    /// and checks its MD5s, `data generate beer` / `data generate warcraft --k K` write the
+    /// look-alike review set / terrain maps.
     Data {
         #[command(subcommand)]
         action: DataAction,
@@ -115,28 +119,38 @@ enum DataAction {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Generate a data set in the real files' layout (only `beer`: BeerAdvocate-like
-    /// reviews with rationales, embeddings); the same seed gives the same files.
+    /// Generate a data set in the real files' layout: `beer` (BeerAdvocate-like reviews
+    /// with rationales, embeddings) or `warcraft` (terrain maps with costs and shortest
+    /// paths, one KxK folder); the same seed gives the same files.
     Generate {
-        /// Which data set (only `beer`).
-        #[arg(value_parser = ["beer"])]
+        /// Which data set.
+        #[arg(value_parser = ["beer", "warcraft"])]
         name: String,
-        /// Target directory [datasets/beer].
+        /// Target directory [datasets/beer; datasets/warcraft/KxK].
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Seed of the reviews (the embeddings keep their own seed, 0, so that every
+        /// Seed (beer: of the reviews; the embeddings keep their own seed, 0, so that every
         /// generated set shares one word space).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Training reviews.
-        #[arg(long, default_value_t = 2500, value_parser = experiments::positive_usize)]
-        train: usize,
-        /// Held-out reviews (split 50/50 into validation and test per run).
-        #[arg(long, default_value_t = 1500, value_parser = experiments::positive_usize)]
-        heldout: usize,
-        /// Annotated reviews (subset precision).
-        #[arg(long, default_value_t = 400, value_parser = experiments::positive_usize)]
-        annotated: usize,
+        /// Training reviews / maps [beer: 2500; warcraft: 10000].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        train: Option<usize>,
+        /// beer: held-out reviews (split 50/50 into validation and test per run) [1500].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        heldout: Option<usize>,
+        /// beer: annotated reviews (subset precision) [400].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        annotated: Option<usize>,
+        /// warcraft: grid size K [12].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        k: Option<usize>,
+        /// warcraft: validation maps [1000].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        val: Option<usize>,
+        /// warcraft: test maps [1000].
+        #[arg(long, value_parser = experiments::positive_usize)]
+        test: Option<usize>,
     },
 }
 
@@ -211,6 +225,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Fidelity(_) => Some(fidelity::Fidelity::NAME),
         Command::Fig4(_) => Some(fig4::Fig4::NAME),
         Command::Table1(ref a) if a.eval.is_none() => Some(table1::Table1::NAME),
+        Command::Table2(ref a) if a.eval.is_none() => Some(table2::Table2::NAME),
         _ => None,
     };
     if let Some(name) = experiment {
@@ -246,26 +261,60 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             None => run_cli::<table1::Table1>(&a, &ctx),
         },
+        Command::Table2(a) => match &a.eval {
+            Some(ck) => {
+                for line in table2::evaluate_checkpoint(ck, a.data_dir.as_deref())? {
+                    println!("{line}");
+                }
+                Ok(())
+            }
+            None => run_cli::<table2::Table2>(&a, &ctx),
+        },
         Command::Data {
             action:
                 DataAction::Generate {
+                    name,
                     data_dir,
                     seed,
                     train,
                     heldout,
                     annotated,
-                    ..
+                    k,
+                    val,
+                    test,
                 },
         } => {
-            let dir = data_dir.unwrap_or_else(|| PathBuf::from("datasets/beer"));
-            let cfg = imle_paper::data::beer::generate::GeneratorConfig {
-                seed,
-                train,
-                heldout,
-                annotated,
-                ..Default::default()
+            let files = if name == "warcraft" {
+                if heldout.is_some() || annotated.is_some() {
+                    anyhow::bail!("--heldout and --annotated are options of beer; warcraft has --val and --test");
+                }
+                let d = imle_paper::data::warcraft::generate::GeneratorConfig::new(k.unwrap_or(12));
+                let cfg = imle_paper::data::warcraft::generate::GeneratorConfig {
+                    seed,
+                    train: train.unwrap_or(d.train),
+                    val: val.unwrap_or(d.val),
+                    test: test.unwrap_or(d.test),
+                    ..d
+                };
+                let dir = data_dir
+                    .unwrap_or_else(|| PathBuf::from(format!("datasets/warcraft/{0}x{0}", cfg.k)));
+                imle_paper::data::warcraft::generate::write(&cfg, &dir)?
+            } else {
+                if k.is_some() || val.is_some() || test.is_some() {
+                    anyhow::bail!("--k, --val and --test are options of warcraft; beer has --heldout and --annotated");
+                }
+                let d = imle_paper::data::beer::generate::GeneratorConfig::default();
+                let cfg = imle_paper::data::beer::generate::GeneratorConfig {
+                    seed,
+                    train: train.unwrap_or(d.train),
+                    heldout: heldout.unwrap_or(d.heldout),
+                    annotated: annotated.unwrap_or(d.annotated),
+                    ..d
+                };
+                let dir = data_dir.unwrap_or_else(|| PathBuf::from("datasets/beer"));
+                imle_paper::data::beer::generate::write(&cfg, &dir)?
             };
-            for f in imle_paper::data::beer::generate::write(&cfg, &dir)? {
+            for f in files {
                 println!("wrote {}", f.display());
             }
             Ok(())

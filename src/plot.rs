@@ -294,6 +294,25 @@ pub struct WordPanel {
     pub texts: Vec<Vec<MarkedWord>>,
 }
 
+/// A terrain map (RGB, channels last) on a `k x k` grid with paths over it: the true path
+/// outlined in white, each other path as dots of its palette colour (offset per path, so
+/// that paths sharing a cell stay visible), named in a legend below.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PathPanel {
+    /// Panel title.
+    pub title: String,
+    /// The image, `px x px x 3`.
+    pub image: Vec<u8>,
+    /// Image side in pixels.
+    pub px: usize,
+    /// Grid size.
+    pub k: usize,
+    /// The true path's indicator (`k x k`).
+    pub truth: Vec<f32>,
+    /// `(label, indicator)` of each predicted path, drawn in `palette(i)`.
+    pub paths: Vec<(String, Vec<f32>)>,
+}
+
 /// One panel of a [`Figure`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Panel {
@@ -307,6 +326,8 @@ pub enum Panel {
     Images(ImageGrid),
     /// Texts with marked words.
     Words(WordPanel),
+    /// A map with paths.
+    Paths(PathPanel),
     /// Nothing (a gap).
     Empty,
 }
@@ -491,6 +512,7 @@ fn draw_panel<DB: DrawingBackend>(panel: &Panel, area: &DrawingArea<DB, Shift>) 
         Panel::Heat(h) => draw_heat(h, area),
         Panel::Images(g) => draw_images(g, area),
         Panel::Words(w) => draw_words(w, area),
+        Panel::Paths(p) => draw_paths(p, area),
         Panel::Empty => Ok(()),
     }
 }
@@ -870,6 +892,78 @@ fn draw_images<DB: DrawingBackend>(g: &ImageGrid, area: &DrawingArea<DB, Shift>)
                 .map_err(pe)?;
             }
         }
+    }
+    Ok(())
+}
+
+fn draw_paths<DB: DrawingBackend>(p: &PathPanel, area: &DrawingArea<DB, Shift>) -> Result<()> {
+    let area = if p.title.is_empty() {
+        area.clone()
+    } else {
+        area.titled(&p.title, ("sans-serif", 16)).map_err(pe)?
+    };
+    let (w, h) = area.dim_in_pixel();
+    let legend_h = 16 * p.paths.len() as u32 + 4;
+    let side = w.min(h.saturating_sub(legend_h)).max(1) as f64;
+    let (px, k) = (p.px.max(1), p.k.max(1));
+    let scale = side / px as f64;
+    let at = |v: f64| v.round() as i32;
+    for y in 0..px {
+        for x in 0..px {
+            let o = (y * px + x) * 3;
+            let Some(rgb) = p.image.get(o..o + 3) else {
+                continue;
+            };
+            area.draw(&Rectangle::new(
+                [
+                    (at(x as f64 * scale), at(y as f64 * scale)),
+                    (at((x + 1) as f64 * scale), at((y + 1) as f64 * scale)),
+                ],
+                RGBColor(rgb[0], rgb[1], rgb[2]).filled(),
+            ))
+            .map_err(pe)?;
+        }
+    }
+    let cell = side / k as f64;
+    for (i, &t) in p.truth.iter().enumerate() {
+        if t != 0.0 {
+            let (r, c) = ((i / k) as f64, (i % k) as f64);
+            area.draw(&Rectangle::new(
+                [
+                    (at(c * cell + 1.0), at(r * cell + 1.0)),
+                    (at((c + 1.0) * cell - 1.0), at((r + 1.0) * cell - 1.0)),
+                ],
+                WHITE.stroke_width(2),
+            ))
+            .map_err(pe)?;
+        }
+    }
+    let n = p.paths.len().max(1) as f64;
+    for (j, (_, z)) in p.paths.iter().enumerate() {
+        let angle = std::f64::consts::TAU * j as f64 / n;
+        let off = if p.paths.len() > 1 { cell * 0.22 } else { 0.0 };
+        for (i, &v) in z.iter().enumerate() {
+            if v != 0.0 {
+                let (r, c) = ((i / k) as f64, (i % k) as f64);
+                let centre = (
+                    at((c + 0.5) * cell + off * angle.cos()),
+                    at((r + 0.5) * cell + off * angle.sin()),
+                );
+                area.draw(&Circle::new(
+                    centre,
+                    (cell * 0.12).max(2.0) as u32,
+                    palette(j).filled(),
+                ))
+                .map_err(pe)?;
+            }
+        }
+    }
+    let font: TextStyle = ("sans-serif", 13).into_font().into();
+    for (j, (label, _)) in p.paths.iter().enumerate() {
+        let y = side as i32 + 4 + 16 * j as i32;
+        area.draw(&Circle::new((6, y + 7), 5, palette(j).filled()))
+            .map_err(pe)?;
+        area.draw_text(label, &font, (16, y)).map_err(pe)?;
     }
     Ok(())
 }

@@ -537,3 +537,120 @@ fn table1_generates_trains_reports_and_evaluates_a_kept_model() {
         "not an imle checkpoint",
     );
 }
+
+#[test]
+fn table2_generates_trains_reports_and_evaluates_a_kept_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |s: &str| dir.path().join(s).display().to_string();
+    let generate = |to: &str, seed: &str| {
+        ok(&[
+            "data",
+            "generate",
+            "warcraft",
+            "--k",
+            "6",
+            "--data-dir",
+            &d(to),
+            "--train",
+            "60",
+            "--val",
+            "20",
+            "--test",
+            "20",
+            "--seed",
+            seed,
+        ])
+    };
+    let gen = generate("data/6x6", "3");
+    assert!(
+        gen.contains("train_maps.npy") && gen.contains("GENERATOR.json"),
+        "{gen}"
+    );
+    let args = [
+        "table2",
+        "--quick",
+        "--ks",
+        "6",
+        "--data-dir",
+        &d("data"),
+        "--methods",
+        "bb,imle-mumu,resnet",
+        "--epochs",
+        "2",
+        "--out",
+        &d("out"),
+        "--run-dir",
+        &d("run"),
+        "--no-progress",
+    ];
+    ok(&args);
+    let out = dir.path().join("out");
+    let rec = json(&out.join("table2.json"));
+    assert_eq!(rec["summary"].as_array().unwrap().len(), 3);
+    assert_eq!(rec["summary"][1]["cost_supervised"], true);
+    assert_eq!(rec["config"]["generated"][0][1]["config"]["seed"], 3);
+    let (h, rows) = csv(&out.join("table2.csv"));
+    assert_eq!(rows.len(), 3);
+    for v in column_f64(&h, &rows, "accuracy_mean") {
+        assert!((0.0..=100.0).contains(&v), "{v}");
+    }
+    let (h, rows) = csv(&out.join("table2_runs.csv"));
+    assert_eq!(rows.len(), 6, "3 runs x 2 epochs");
+    assert!(column_f64(&h, &rows, "train_loss")
+        .iter()
+        .all(|v| v.is_finite()));
+    check_images(&out, "table2");
+    check_images(&out, "table2_paths");
+    no_temporaries(&out);
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(
+        readme.contains("Table 2") && readme.contains("supervised by every cell's true cost"),
+        "{readme}"
+    );
+    // Reproducible: the finished units are read back, the same numbers.
+    ok(&args);
+    assert_eq!(json(&out.join("table2.json"))["summary"], rec["summary"]);
+    // The kept model evaluates on a set generated with another seed.
+    generate("other", "4");
+    let best = dir.path().join("run/k6/bb/run0/best.safetensors");
+    let e = ok(&[
+        "table2",
+        "--eval",
+        &best.display().to_string(),
+        "--data-dir",
+        &d("other"),
+    ]);
+    assert!(
+        e.contains("test (20 maps): accuracy") && e.contains("BB"),
+        "{e}"
+    );
+    // Bad inputs: no maps in --data-dir, an option of the other data set, a non-checkpoint.
+    fails_with(
+        &["table2", "--data-dir", &d("out")],
+        "imle-paper data generate warcraft",
+    );
+    fails_with(
+        &[
+            "data",
+            "generate",
+            "warcraft",
+            "--heldout",
+            "3",
+            "--data-dir",
+            &d("x"),
+        ],
+        "options of beer",
+    );
+    fails_with(
+        &[
+            "table2",
+            "--eval",
+            &out.join("table2.csv").display().to_string(),
+        ],
+        "not an imle checkpoint",
+    );
+    fails_with(
+        &["table2", "--methods", "nope", "--data-dir", &d("data")],
+        "unknown method 'nope'",
+    );
+}

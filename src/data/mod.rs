@@ -7,6 +7,9 @@
 //! * [`beer`] — BeerAdvocate aspect reviews with rationales for learning to explain
 //!   (Table 1): loaders of the real files' layout and a generator of a look-alike set
 //!   (`imle-paper data generate beer`).
+//! * [`warcraft`] — Warcraft terrain maps with shortest paths (Table 2): the `.npy`
+//!   layout of Pogančić et al. and a generator of look-alike maps
+//!   (`imle-paper data generate warcraft`).
 //!
 //! **Where.** [`locate`] looks, in order, in an explicit directory (`--data-dir`: if it
 //! lacks a file, that is the error, with no fall-through to the next place),
@@ -17,6 +20,7 @@
 
 pub mod beer;
 pub mod mnist;
+pub mod warcraft;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -49,7 +53,7 @@ pub struct DataSet {
 }
 
 /// Every data set the experiments use.
-pub const DATASETS: &[DataSet] = &[mnist::DATASET, beer::DATASET];
+pub const DATASETS: &[DataSet] = &[mnist::DATASET, beer::DATASET, warcraft::DATASET];
 
 /// Why a data set could not be found.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +180,19 @@ impl DataSet {
             searched,
             explicit: data_dir.is_some(),
         })
+    }
+}
+
+/// The bytes of `path`, gunzipped when they start with the gzip magic bytes.
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let raw = std::fs::read(path)?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        Ok(out)
+    } else {
+        Ok(raw)
     }
 }
 

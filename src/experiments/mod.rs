@@ -31,6 +31,7 @@ pub mod fig3;
 pub mod fig4;
 #[cfg(feature = "csv")]
 pub mod table1;
+pub mod table2;
 
 use crate::output::{RunRecord, Table};
 use crate::plot::Figure;
@@ -299,11 +300,12 @@ pub fn run_all(
     one::<fig4::Fig4>(ctx, &mut each)?;
     #[cfg(feature = "csv")]
     one::<table1::Table1>(ctx, &mut each)?;
+    one::<table2::Table2>(ctx, &mut each)?;
     Ok(())
 }
 
 /// The experiments [`run_all`] runs.
-pub const ALL: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1"];
+pub const ALL: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1", "table2"];
 
 /// Order of sections in `figures/README.md`; records not listed follow alphabetically.
 pub const README_ORDER: &[&str] = &["fig2", "fig3", "fidelity", "fig4", "table1", "table2"];
@@ -441,6 +443,42 @@ impl std::str::FromStr for Linspace {
         }
         Ok(Self { start, stop, n })
     }
+}
+
+/// The per-epoch mean and population std of `value` over `runs` (each a run's epochs, in
+/// order; a run shorter than the longest counts only for its epochs): `(epochs from 1,
+/// mean, std)`.
+pub fn epoch_curve(
+    runs: &[&[crate::train::EpochRecord]],
+    value: impl Fn(&crate::train::EpochRecord) -> f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = runs.iter().map(|r| r.len()).max().unwrap_or(0);
+    let (mean, std) = (0..n)
+        .map(|e| mean_std(runs.iter().filter_map(|r| r.get(e)).map(&value)))
+        .unzip();
+    ((1..=n).map(|e| e as f64).collect(), mean, std)
+}
+
+/// One line chart per `(title, y label, metric)` of `charts`: per epoch, 100 × the mean ±
+/// std of the evaluation metric over each group's runs, one series per group `(label,
+/// palette colour, the runs' epochs)`; groups without epochs are left out.
+pub fn epoch_charts(
+    groups: &[(String, usize, Vec<&[crate::train::EpochRecord]>)],
+    charts: &[(String, &str, &str)],
+) -> Vec<crate::plot::Panel> {
+    use crate::plot::{LineChart, Panel, Series};
+    charts
+        .iter()
+        .map(|(title, y_label, metric)| {
+            let mut chart = LineChart::new(title.clone(), "epoch", *y_label);
+            for (label, colour, runs) in groups.iter().filter(|g| g.2.iter().any(|r| !r.is_empty()))
+            {
+                let (x, mean, std) = epoch_curve(runs, |r| 100.0 * r.eval(metric));
+                chart = chart.series(Series::new(label.clone(), x, mean).band(std).color(*colour));
+            }
+            Panel::Line(chart)
+        })
+        .collect()
 }
 
 /// clap value parser: a finite number > 0.

@@ -28,7 +28,6 @@
 pub mod generate;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Aspect names, in the order of the five scores.
@@ -142,20 +141,10 @@ pub struct Annotated {
 
 /// The bytes of `path`, gunzipped when they start with the gzip magic bytes.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, BeerError> {
-    let io = |source| BeerError::Io {
+    super::read_bytes(path).map_err(|source| BeerError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+    })
 }
 
 /// Parses five scores `s0 s1 s2 s3 s4`, each a finite number in `[0, 1]`.
