@@ -118,7 +118,7 @@ impl Method {
             Method::ImleSogHamming => "I-MLE SoG from paths",
             Method::Dpo => "DPO",
             Method::Aimle => "AIMLE (beyond the paper)",
-            Method::Resnet => "ResNet18 stem, direct (beyond the paper)",
+            Method::Resnet => "ResNet18 stem predicting the path (beyond the paper)",
         }
     }
 
