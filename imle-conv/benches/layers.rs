@@ -12,10 +12,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dfdx::prelude::*;
-use imle_conv::builders as cb;
 #[path = "common/models.rs"]
 mod models;
-use models::{DataEncoder, DataSelector, Encoder, Selector};
+use models::{DataEncoder, DataSelector, Encoder, Selector, VaeMlp};
 
 fn warcraft(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
@@ -111,20 +110,13 @@ fn l2x(c: &mut Criterion) {
     g.finish();
 }
 
-type VaeMlp<L1, L2, L3, L4, L5, L6> = ((L1, ReLU, L2, ReLU, L3), (L4, ReLU, L5, ReLU, L6));
+type Mlp<L1, L2, L3, L4, L5, L6> = ((L1, ReLU, L2, ReLU, L3), (L4, ReLU, L5, ReLU, L6));
 
 fn vae_mlp(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
     let x: Tensor<(usize, Const<784>), f32, _> = dev.sample_uniform_like(&(100, Const));
-    let ours = dev.build_module::<VaeMlp<
-        cb::Dense<784, 512>,
-        cb::Dense<512, 256>,
-        cb::Dense<256, 400>,
-        cb::Dense<400, 256>,
-        cb::Dense<256, 512>,
-        cb::Dense<512, 784>,
-    >, f32>();
-    let dfdx = dev.build_module::<VaeMlp<
+    let ours = dev.build_module::<VaeMlp, f32>();
+    let dfdx = dev.build_module::<Mlp<
         Linear<784, 512>,
         Linear<512, 256>,
         Linear<256, 400>,

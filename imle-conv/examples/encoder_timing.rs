@@ -3,13 +3,14 @@
 //! encoder_timing -- [iters] [which]` with `which` one of `fb` (default: forward +
 //! backward, input gradient included), `fbd` (the stem on data: no input gradient),
 //! `fwd`, `eval`, `l2x` (forward + backward, input gradient included), `l2xd` (first
-//! layer on data), `l2xf` (forward). Prints each iteration's time.
+//! layer on data), `l2xf` (forward), `mlp` (the Figure 4 VAE's two MLPs, batch 100,
+//! forward + backward). Prints each iteration's time.
 #![allow(clippy::type_complexity)]
 
 use dfdx::prelude::*;
 #[path = "../benches/common/models.rs"]
 mod models;
-use models::{DataEncoder, DataSelector, Encoder, Selector};
+use models::{DataEncoder, DataSelector, Encoder, Selector, VaeMlp};
 use std::time::Instant;
 
 fn main() {
@@ -27,6 +28,8 @@ fn main() {
     let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
         dev.sample_normal_like(&(70, Const, 96, 96));
     let e: Tensor<(usize, Const<200>, usize), f32, _> = dev.sample_normal_like(&(40, Const, 350));
+    let mlp = dev.build_module::<VaeMlp, f32>();
+    let v: Tensor<(usize, Const<784>), f32, _> = dev.sample_uniform_like(&(100, Const));
     let mut grads = enc.alloc_grads();
     let mut data_grads = data_enc.alloc_grads();
     let mut times = Vec::new();
@@ -58,6 +61,9 @@ fn main() {
                 let cost: Tensor<(usize, usize, usize), f32, _, _> = y.mean::<_, Axis<1>>();
                 let _g2 = cost.sum::<Rank0, _>().backward();
                 data_enc.zero_grads(&mut data_grads);
+            }
+            "mlp" => {
+                let _g = mlp.forward(v.leaky_trace()).sum::<Rank0, _>().backward();
             }
             "l2xf" => {
                 let _y = sel.forward(e.clone());

@@ -27,3 +27,21 @@ pub type SelectorWith<First> = (
 pub type Selector = SelectorWith<cb::Conv1D<200, 100, 3, 1, cb::Same>>;
 /// [`Selector`] whose first layer takes the frozen embeddings: no input gradient.
 pub type DataSelector = SelectorWith<cb::Conv1DOnData<200, 100, 3, 1, cb::Same>>;
+
+/// The Figure 4 VAE's two MLPs (784-512-256-400 | 400-256-512-784) on `Dense`.
+pub type VaeMlp = (
+    (
+        cb::Dense<784, 512>,
+        ReLU,
+        cb::Dense<512, 256>,
+        ReLU,
+        cb::Dense<256, 400>,
+    ),
+    (
+        cb::Dense<400, 256>,
+        ReLU,
+        cb::Dense<256, 512>,
+        ReLU,
+        cb::Dense<512, 784>,
+    ),
+);
