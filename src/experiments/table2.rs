@@ -632,17 +632,20 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)]) -> Result<Rep
         .copied()
         .filter(|r| r.config.k == k_plot && r.config.run == 0 && r.examples.is_some())
         .collect();
+    // The picture needs the test maps only: that split alone is read (the configuration
+    // has already located or generated the data).
     if let Some(first) = with_examples.first() {
-        let data = maps(cfg.data_dir.as_deref(), k_plot)?;
+        let dir = locate_data(cfg.data_dir.as_deref(), k_plot)?.0;
+        let test = warcraft::load_split(&dir, "test", k_plot, &mut Vec::new())?;
         let n = first.examples.as_ref().map_or(0, Vec::len);
         let panels: Vec<Panel> = (0..n)
             .map(|i| {
                 Panel::Paths(PathPanel {
                     title: format!("test map {i}: true path outlined"),
-                    image: data.test.map_of(i).to_vec(),
-                    px: data.test.px,
+                    image: test.map_of(i).to_vec(),
+                    px: test.px,
                     k: k_plot,
-                    truth: data.test.path_of(i).to_vec(),
+                    truth: test.path_of(i).to_vec(),
                     paths: with_examples
                         .iter()
                         .filter_map(|r| {
