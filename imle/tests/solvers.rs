@@ -2,8 +2,8 @@
 //! error path. All property tests use fixed seeds.
 
 use imle::solver::{
-    grid_shortest_path, Argmax, Assignment, GridShortestPath, MapSolver, Neighbourhood,
-    SpanningTree, TopK,
+    grid_shortest_path, Argmax, Assignment, GridShortestPath, MapSolver, NegativeCosts,
+    Neighbourhood, SpanningTree, TopK,
 };
 use imle::Error;
 use proptest::prelude::*;
@@ -418,6 +418,61 @@ proptest! {
         GridShortestPath::new(k).solve(&neg, &mut b).unwrap();
         prop_assert_eq!(a, b);
     }
+}
+
+proptest! {
+    #[test]
+    fn grid_clamp_solves_the_clamped_costs(
+        k in 2usize..=8,
+        theta in prop::collection::vec(-10.0f32..10.0, 64),
+    ) {
+        // Clamping equals solving max(0, cost) = min(0, θ) cell by cell.
+        let theta = &theta[..k * k];
+        let clamped: Vec<f32> = theta.iter().map(|t| t.min(0.0)).collect();
+        let (mut a, mut b) = (vec![0.0; k * k], vec![0.0; k * k]);
+        GridShortestPath::new(k).clamp_negative_costs().solve(theta, &mut a).unwrap();
+        GridShortestPath::new(k).solve(&clamped, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+    }
+}
+
+#[test]
+fn grid_clamp_keeps_the_other_costs_where_the_shift_does_not() {
+    // One negative cell, (1, 3), on no optimal path (optima found by enumerating every
+    // simple path, unique by a margin of at least 0.3). Clamped, the cheapest route is the
+    // left column and bottom row (cost 7); shifted by 1, every cell costs one more, and the
+    // 4-cell diagonal (12) beats that 6-cell route (13): the shift favours fewer cells.
+    let cost = [
+        1.0f32, 4.0, 4.0, 4.0, 2.0, 3.0, 1.0, -1.0, 1.0, 3.0, 3.0, 3.0, 2.0, 1.0, 1.0, 1.0,
+    ];
+    let theta: Vec<f32> = cost.iter().map(|c| -c).collect();
+    let cells = |on: &[usize]| -> Vec<f32> {
+        (0..16)
+            .map(|i| if on.contains(&i) { 1.0 } else { 0.0 })
+            .collect()
+    };
+    let (mut clamped, mut shifted) = (vec![0.0; 16], vec![0.0; 16]);
+    GridShortestPath::new(4)
+        .clamp_negative_costs()
+        .solve(&theta, &mut clamped)
+        .unwrap();
+    GridShortestPath::new(4)
+        .shift_negative_costs()
+        .solve(&theta, &mut shifted)
+        .unwrap();
+    assert_eq!(clamped, cells(&[0, 4, 8, 13, 14, 15]));
+    assert_eq!(shifted, cells(&[0, 5, 10, 15]));
+    let nan = [1.0, f32::NAN, 0.0, 0.0];
+    assert!(GridShortestPath::new(2)
+        .clamp_negative_costs()
+        .solve(&nan, &mut [0.0; 4])
+        .is_err());
+    assert_eq!(
+        GridShortestPath::new(2)
+            .clamp_negative_costs()
+            .negative_costs(),
+        NegativeCosts::Clamp
+    );
 }
 
 #[test]

@@ -72,7 +72,21 @@ pub struct GridShortestPath {
     rows: usize,
     cols: usize,
     neighbourhood: Neighbourhood,
-    shift: bool,
+    negative: NegativeCosts,
+}
+
+/// What [`GridShortestPath`] does with negative costs (positive θ entries), which
+/// perturbed or target costs can have and Dijkstra cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum NegativeCosts {
+    /// [`Error::InvalidCost`] (the default).
+    #[default]
+    Refuse,
+    /// Shift the instance by its most negative cost
+    /// ([`GridShortestPath::shift_negative_costs`]).
+    Shift,
+    /// Raise each negative cost to 0 ([`GridShortestPath::clamp_negative_costs`]).
+    Clamp,
 }
 
 impl GridShortestPath {
@@ -98,7 +112,7 @@ impl GridShortestPath {
             rows,
             cols,
             neighbourhood: Neighbourhood::Eight,
-            shift: false,
+            negative: NegativeCosts::Refuse,
         }
     }
 
@@ -122,14 +136,47 @@ impl GridShortestPath {
     /// ```
     pub fn shift_negative_costs(self) -> Self {
         Self {
-            shift: true,
+            negative: NegativeCosts::Shift,
+            ..self
+        }
+    }
+
+    /// The same grid, solving a θ with positive entries (negative costs) after raising
+    /// each negative cost to 0, `cost = max(0, −θ)`: unlike the shift, the other cells keep
+    /// their costs, so a perturbation that makes a few cells negative changes the problem
+    /// only there (the nearest non-negative problem in every cell; the official Warcraft
+    /// code runs Dijkstra on the negative perturbed costs as they are). NaN and infinite θ
+    /// are still errors.
+    ///
+    /// ```
+    /// use imle::solver::{GridShortestPath, MapSolver};
+    /// // One cell of cost -4 on a detour: clamped to 0, the rest unchanged.
+    /// let theta = [-1.0f32, 4.0, -1.0, -1.0, -9.0, -1.0, -9.0, -9.0, -1.0];
+    /// let mut z = [0.0; 9];
+    /// GridShortestPath::new(3).clamp_negative_costs().solve(&theta, &mut z)?;
+    /// assert_eq!(z, [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    /// # Ok::<(), imle::Error>(())
+    /// ```
+    pub fn clamp_negative_costs(self) -> Self {
+        Self {
+            negative: NegativeCosts::Clamp,
             ..self
         }
     }
 
     /// Whether positive θ is shifted ([`GridShortestPath::shift_negative_costs`]).
     pub fn shifts_negative_costs(&self) -> bool {
-        self.shift
+        self.negative == NegativeCosts::Shift
+    }
+
+    /// What the solver does with negative costs.
+    ///
+    /// ```
+    /// use imle::solver::{GridShortestPath, NegativeCosts};
+    /// assert_eq!(GridShortestPath::new(3).negative_costs(), NegativeCosts::Refuse);
+    /// ```
+    pub fn negative_costs(&self) -> NegativeCosts {
+        self.negative
     }
 
     /// The same grid with another neighbourhood.
@@ -188,14 +235,18 @@ impl MapSolver for GridShortestPath {
     fn solve(&self, theta: &[f32], z: &mut [f32]) -> Result<()> {
         check_dims(self.rows, self.cols, theta.len())?;
         check_state_len(theta, z)?;
-        let offset = match self.shift {
-            true => theta.iter().fold(0.0f32, |m, &t| if t > m { t } else { m }),
-            false => 0.0,
+        let offset = match self.negative {
+            NegativeCosts::Shift => theta.iter().fold(0.0f32, |m, &t| if t > m { t } else { m }),
+            _ => 0.0,
         };
+        let clamp = self.negative == NegativeCosts::Clamp;
         with_scratch(|s| {
             s.cost.clear();
             for (index, &t) in theta.iter().enumerate() {
-                s.cost.push(checked_cost(index, offset - t)?);
+                let c = offset - t;
+                // NaN is not below 0: it stays and is refused.
+                let c = if clamp && c < 0.0 { 0.0 } else { c };
+                s.cost.push(checked_cost(index, c)?);
             }
             s.run(self.rows, self.cols, self.neighbourhood);
             z.fill(0.0);

@@ -13,7 +13,7 @@ mod topk;
 
 pub use argmax::Argmax;
 pub use assignment::Assignment;
-pub use grid::{grid_shortest_path, GridShortestPath, Neighbourhood};
+pub use grid::{grid_shortest_path, GridShortestPath, NegativeCosts, Neighbourhood};
 pub use spanning_tree::SpanningTree;
 pub use topk::TopK;
 
