@@ -320,6 +320,16 @@ impl EstimatorSpec {
         })
     }
 
+    /// Whether the estimator runs its solver on perturbed θ (noise other than none): then
+    /// the solver can see costs that the noise made negative.
+    pub fn perturbs(&self) -> bool {
+        match self {
+            Self::Imle { noise, .. } | Self::Ste { noise, .. } => *noise != NoiseSpec::None,
+            Self::Dpo { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The kind's name in the short form.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -560,3 +560,42 @@ fn every_method_trains_a_step_without_error() {
         assert!((0.0..=1.0).contains(&eval["test_accuracy"]), "{}", m.name());
     }
 }
+
+#[test]
+fn runs_that_perturb_clamp_negative_costs_and_the_others_shift_them() {
+    use imle_paper::warcraft::NegativeCostPolicy;
+    for m in Method::ALL {
+        let c = PathConfig::paper(m, 12);
+        let json = serde_json::to_value(&c).unwrap();
+        let perturbs = matches!(
+            m,
+            Method::ImleMumu | Method::ImleSogHamming | Method::Aimle | Method::Dpo
+        );
+        let want = if perturbs {
+            NegativeCostPolicy::Clamp
+        } else {
+            NegativeCostPolicy::Shift
+        };
+        assert_eq!(c.negative_costs, want, "{}", m.name());
+        // The shift is left out of the JSON: configurations (and checkpoints) written
+        // before the policy existed read back equal.
+        assert_eq!(
+            json.get("negative_costs").is_some(),
+            perturbs,
+            "{}: {json}",
+            m.name()
+        );
+        let back: PathConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back.negative_costs, want);
+    }
+    // Each policy builds the library solver of that name.
+    use imle::solver::NegativeCosts;
+    assert_eq!(
+        NegativeCostPolicy::Shift.solver(12).negative_costs(),
+        NegativeCosts::Shift
+    );
+    assert_eq!(
+        NegativeCostPolicy::Clamp.solver(12).negative_costs(),
+        NegativeCosts::Clamp
+    );
+}

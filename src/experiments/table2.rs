@@ -21,7 +21,7 @@ use crate::run::log_line;
 use crate::spec::EstimatorSpec;
 use crate::stats::{mean_std, median};
 use crate::train::{Checkpoint, EpochRecord, KeepBest, RunStamp, Trainer};
-use crate::warcraft::{Method, PathConfig, PathFinder};
+use crate::warcraft::{Method, NegativeCostPolicy, PathConfig, PathFinder};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -170,6 +170,7 @@ impl Args {
                             bail!("--spec: resnet has no estimator");
                         }
                         c.spec = Some(s.clone());
+                        c.negative_costs = NegativeCostPolicy::for_spec(c.spec.as_ref());
                     }
                     if let (Some(n), Some(EstimatorSpec::Dpo { samples, .. })) =
                         (self.dpo_samples, c.spec.as_mut())
@@ -784,7 +785,7 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)]) -> Result<Rep
             }
         ));
     }
-    md.push_str("\nThe paper's accuracies are Table 2 of Niepert et al. (2021) (5 seeds), transcribed only where we could check them against a source (the μ-μ row at K = 12 and 30, as quoted in the NeSyDM paper's Table 2); the other cells are left blank (–), not guessed. The official code's logs (nec-research/tf-imle, `WARCRAFT/logs/warcraft/`, the runs with the paper's settings, 5 seeds each, after the last epoch, mean ± sample std; `scripts/tf_imle_warcraft_logs.py` computes them from a clone) give every row it ran on the real maps: its μ-μ at K = 12 is the paper's 97.2 ± 0.5; its direct baseline is a whole ResNet18 trained 150 epochs (ours: the stem with a 1x1 head). Seconds per epoch: median training time on this machine (release build, 2 threads).\n\nWhere we differ from the official code (each documented where it is made): negative target or perturbed costs are shifted per instance to be non-negative for every method (the official code shifts targets; its Dijkstra takes negative perturbed costs as they are); μ-μ's gradient is not divided by λ = 10 and its regret loss is summed over the batch (Adam is invariant to a constant gradient scale; the sum makes the Eq. 14 target exactly −c); the network's weights start from the layers' default initialisation, not torchvision's; the direct baseline is the ResNet18 stem with a 1x1 convolution head (Pogančić et al.'s is a whole ResNet18).");
+    md.push_str("\nThe paper's accuracies are Table 2 of Niepert et al. (2021) (5 seeds), transcribed only where we could check them against a source (the μ-μ row at K = 12 and 30, as quoted in the NeSyDM paper's Table 2); the other cells are left blank (–), not guessed. The official code's logs (nec-research/tf-imle, `WARCRAFT/logs/warcraft/`, the runs with the paper's settings, 5 seeds each, after the last epoch, mean ± sample std; `scripts/tf_imle_warcraft_logs.py` computes them from a clone) give every row it ran on the real maps: its μ-μ at K = 12 is the paper's 97.2 ± 0.5; its direct baseline is a whole ResNet18 trained 150 epochs (ours: the stem with a 1x1 head). Seconds per epoch: median training time on this machine (release build, 2 threads).\n\nWhere we differ from the official code (each documented where it is made): negative costs are shifted per instance in the noiseless runs (BB and M-M, whose targets can be negative: the official `translate_weights`) and clamped at 0 in the runs that perturb (μ-μ, SoG from paths, AIMLE, DPO), where the official Dijkstra takes the negative perturbed costs as they are (a shift there favours short paths: on 2,000 maps after 8 epochs it cost μ-μ 20 and SoG from paths 21 points of accuracy, see `NegativeCostPolicy`); μ-μ's gradient is not divided by λ = 10 and its regret loss is summed over the batch (Adam is invariant to a constant gradient scale; the sum makes the Eq. 14 target exactly −c); the network's weights start from the layers' default initialisation, not torchvision's; the direct baseline is the ResNet18 stem with a 1x1 convolution head (Pogančić et al.'s is a whole ResNet18).");
     let lines = rows
         .iter()
         .map(|r| {
