@@ -183,7 +183,8 @@ impl Checkpoint {
         let ck = Self::load(path)?;
         if !crate::output::same_json(&ck.header.stamp.config, config) {
             anyhow::bail!(
-                "{} was written by another configuration than the one asked for",
+                "{} was written by another configuration than the one asked for (remove \
+                 it, or rerun with --fresh to start the run again)",
                 path.display()
             );
         }
