@@ -537,6 +537,18 @@ fn a_short_run_learns_and_resume_equals_uninterrupted() {
         assert_eq!(x.eval, y.eval);
     }
     assert_eq!(ca.tensors, cb.tensors, "the weights differ after a resume");
+    // A report reads the progress of its own configuration only; another one's checkpoint
+    // counts as no progress instead of failing the report.
+    let path = a.path().join(CHECKPOINT);
+    let mine = serde_json::to_value(tiny_run(Method::ImleMumu, 4).without_epochs()).unwrap();
+    let done = Checkpoint::history_for(&path, &mine).unwrap().unwrap();
+    assert_eq!(done.len(), 4);
+    let mut other = tiny_run(Method::ImleMumu, 4);
+    other.negative_costs = imle_paper::warcraft::NegativeCostPolicy::Shift;
+    let theirs = serde_json::to_value(other.without_epochs()).unwrap();
+    assert!(Checkpoint::history_for(&path, &theirs).unwrap().is_none());
+    // Training from it is refused.
+    assert!(train_run(&other, data.clone(), a.path(), &ctx).is_err());
 }
 
 #[test]

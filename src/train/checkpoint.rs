@@ -170,9 +170,11 @@ impl Checkpoint {
         Ok(state.adaptive)
     }
 
-    /// The epochs recorded in the checkpoint at `path`, if there is one, after checking
-    /// that it was written for `config` (the run's configuration without what a resume
-    /// may change, compared at f32 precision).
+    /// The epochs recorded in the checkpoint at `path`, if there is one written for
+    /// `config` (the run's configuration without what a resume may change, compared at f32
+    /// precision). A checkpoint of another configuration is left alone and counts as no
+    /// progress, with a note on stderr: a report goes on without it, while training from
+    /// it stops with [`CheckpointError::Mismatch`].
     pub fn history_for(
         path: &Path,
         config: &serde_json::Value,
@@ -182,11 +184,12 @@ impl Checkpoint {
         }
         let ck = Self::load(path)?;
         if !crate::output::same_json(&ck.header.stamp.config, config) {
-            anyhow::bail!(
-                "{} was written by another configuration than the one asked for (remove \
-                 it, or rerun with --fresh to start the run again)",
+            eprintln!(
+                "note: {} was written by another configuration than the one asked for: \
+                 its progress is not reported (remove it, or train with --fresh)",
                 path.display()
             );
+            return Ok(None);
         }
         Ok(Some(ck.header.history))
     }
