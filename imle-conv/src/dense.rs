@@ -50,12 +50,12 @@ fn sgemm_rows(
             false,
         )
     };
+    let c = &mut c[..m * n];
     if threads == 1 || rows >= m || m * k < 1024 {
         block((0, c));
         return;
     }
-    c[..m * n]
-        .par_chunks_mut(rows * n)
+    c.par_chunks_mut(rows * n)
         .enumerate()
         .for_each(|(j, c)| block((j * rows, c)));
 }
