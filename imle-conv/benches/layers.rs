@@ -3,8 +3,10 @@
 //!   maxpool 3x3/2/1 -> 2 x BasicBlock(64) -> maxpool 2x2 -> mean over channels,
 //!   input 70 x 3 x 96 x 96, forward (train mode) and forward + backward;
 //! - the L2X selector: three Conv1D(100, k=3, same) over 40 x 200 x 350 embeddings;
-//! - the Figure 4 VAE's MLPs (784-512-256-400 and back, batch 100) with our `Dense`
-//!   against dfdx's `Linear`.
+//! - the Figure 4 VAE's MLPs (784-512-256-400 and back, batch 100) with our `Dense` and
+//!   `ReLU` against dfdx's `Linear` and `ReLU`;
+//! - ReLU forward + backward, ours against dfdx's, at the selector's size (40 x 100 x 350)
+//!   and the VAE's (100 x 512).
 //!
 //! `cargo bench -p imle-conv --bench layers`; the PyTorch counterpart is
 //! `benches/torch_reference.py`.
@@ -135,5 +137,28 @@ fn vae_mlp(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, warcraft, warcraft_cached, l2x, vae_mlp);
+/// With dfdx's tensor cache (as a training loop has it), so that both sides reuse warm
+/// buffers; the `sum` and its backward pass are the same on both sides.
+fn relu(c: &mut Criterion) {
+    let dev = Cpu::seed_from_u64(0);
+    dev.enable_cache();
+    let mut g = c.benchmark_group("relu_fwd_bwd");
+    for n in [40 * 100 * 350, 100 * 512] {
+        let x: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(n,));
+        g.bench_function(format!("imle_conv_{n}"), |b| {
+            b.iter(|| {
+                imle_conv::relu(x.leaky_trace())
+                    .unwrap()
+                    .sum::<Rank0, _>()
+                    .backward()
+            })
+        });
+        g.bench_function(format!("dfdx_{n}"), |b| {
+            b.iter(|| x.leaky_trace().relu().sum::<Rank0, _>().backward())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, warcraft, warcraft_cached, l2x, vae_mlp, relu);
 criterion_main!(benches);

@@ -53,6 +53,7 @@ mod dense;
 mod error;
 mod kernel;
 mod pool;
+mod relu;
 mod winograd;
 
 pub use batchnorm::{batch_norm2d, BatchNorm2D, BatchNormReLU2D, BnMode};
@@ -65,6 +66,7 @@ pub use pool::{
     adaptive_max_pool2d, global_avg_pool, global_max_pool, max_pool1d, max_pool2d,
     AdaptiveMaxPool2D, GlobalAvgPool, GlobalMaxPool, GlobalPoolInput, MaxPool1D, MaxPool2D,
 };
+pub use relu::relu;
 
 pub use buffers::MAX_POOLED_BYTES;
 
@@ -85,4 +87,5 @@ pub mod builders {
     pub use crate::conv2d::builder::*;
     pub use crate::dense::builder::*;
     pub use crate::pool::{AdaptiveMaxPool2D, GlobalAvgPool, GlobalMaxPool, MaxPool1D, MaxPool2D};
+    pub use crate::relu::ReLU;
 }

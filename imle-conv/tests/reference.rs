@@ -549,8 +549,8 @@ fn batch_norm_matches_hand_computation() {
         .try_forward_train(x.leaky_trace(), None)
         .unwrap()
         .as_vec();
-    let relu: Vec<f32> = y0.iter().map(|v| v.max(0.0)).collect();
-    assert_close(&yr, &relu, 1e-6, "bn + relu fused");
+    let want: Vec<f32> = y0.iter().map(|v| v.max(0.0)).collect();
+    assert_close(&yr, &want, 1e-6, "bn + relu fused");
 }
 
 /// Central finite differences of `sum(f(x) * r)` at a few coordinates of `x` (a step small
@@ -902,4 +902,57 @@ fn conv1d_on_data_has_the_parameter_gradients_of_conv1d() {
     assert_eq!(gf.get(&full.bias).as_vec(), gd.get(&data.bias).as_vec());
     assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gd.get(&x))).is_err());
     assert_eq!(gf.get(&x).shape(), x.shape());
+}
+
+/// `relu` against dfdx's `relu`, bit for bit: values (with exact zeros, `-0.0`, ±∞ and
+/// NaN), an input used twice (the gradient accumulates), a broadcast (non-contiguous)
+/// input, an output gradient with infinities, and sizes below and above one parallel task.
+#[test]
+fn relu_is_bit_identical_to_dfdx_relu() {
+    let dev: Cpu = Default::default();
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    for (seed, n) in [(0u64, 7usize), (1, 1 << 16), (2, 200_003)] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut v = rand_vec(&mut rng, n);
+        let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        for (i, s) in specials.into_iter().enumerate() {
+            v[(i * 3) % n] = s;
+        }
+        let mut w = rand_vec(&mut rng, n);
+        w[n / 2] = f32::INFINITY; // 0 · ∞ = NaN where x <= 0, as in dfdx
+        let x = dev.tensor_from_vec(v, (n,));
+        let weights = dev.tensor_from_vec(w, (n,));
+        let run = |ours: bool| {
+            let y = if ours {
+                imle_conv::relu(x.clone()).unwrap()
+            } else {
+                x.clone().relu()
+            };
+            let t = x.leaky_trace();
+            let y_t = if ours {
+                imle_conv::relu(t.with_empty_tape()).unwrap()
+            } else {
+                t.with_empty_tape().relu()
+            };
+            let loss = (y_t * weights.clone()).sum() + (t * 0.5).sum();
+            let g = loss.backward();
+            (y.as_vec(), g.get(&x).as_vec())
+        };
+        let (want_y, want_g) = run(false);
+        let (got_y, got_g) = run(true);
+        assert_eq!(bits(got_y), bits(want_y), "forward, n = {n}");
+        assert_eq!(bits(got_g), bits(want_g), "backward, n = {n}");
+    }
+    // A broadcast input: its gradient is summed back over the broadcast axis.
+    let row = dev.tensor([-1.0f32, 2.0, 0.0, 3.0]);
+    let go = |ours: bool| {
+        let t = row.leaky_trace().broadcast::<Rank2<3, 4>, _>();
+        let y = if ours { cb::ReLU.forward(t) } else { t.relu() };
+        let g = (y * dev.tensor([[1.0f32, 2.0, 3.0, 4.0]; 3]))
+            .sum()
+            .backward();
+        g.get(&row).array()
+    };
+    assert_eq!(go(true), go(false));
+    assert_eq!(go(true), [0.0, 6.0, 0.0, 12.0]);
 }

@@ -3,7 +3,7 @@
 
 use super::EMB;
 use dfdx::prelude::*;
-use imle_conv::builders::{Conv1D, Conv1DOnData, Dense, GlobalMaxPool};
+use imle_conv::builders::{Conv1D, Conv1DOnData, Dense, GlobalMaxPool, ReLU};
 use imle_conv::Same;
 
 /// Filters of every convolution (the official code's 100; the appendix says 250).
@@ -48,13 +48,10 @@ pub fn selector_logits<T: Tape<f32, Cpu> + Merge<T>>(
 ) -> PerToken<T> {
     let (b, _, l) = *x.shape();
     let s = &m.0;
-    let h = s.0 .0.forward(x).relu();
-    let global =
-        s.0 .1
-            .forward(GlobalMaxPool.forward(h.with_empty_tape()))
-            .relu();
+    let h = ReLU.forward(s.0 .0.forward(x));
+    let global = ReLU.forward(s.0 .1.forward(GlobalMaxPool.forward(h.with_empty_tape())));
     let tiled = global.broadcast_like(&(b, Const::<FILTERS>, l));
-    let local = s.1 .1.forward(s.1 .0.forward(h).relu()).relu();
+    let local = ReLU.forward(s.1 .1.forward(ReLU.forward(s.1 .0.forward(h))));
     // Const + Const has no sum type in dfdx 0.13: one side as a runtime dimension.
     let local = local.reshape_like(&(b, FILTERS, l));
     let both =
@@ -65,7 +62,7 @@ pub fn selector_logits<T: Tape<f32, Cpu> + Merge<T>>(
         Some(mask) => both * mask,
         None => both,
     };
-    let logits = s.2 .1.forward(s.2 .0.forward(both).relu());
+    let logits = s.2 .1.forward(ReLU.forward(s.2 .0.forward(both)));
     logits.reshape_like(&(b, l))
 }
 
@@ -83,5 +80,5 @@ pub fn predict<T: Tape<f32, Cpu>>(
         .sum::<(usize, Const<EMB>), Axis<2>>()
         / k as f32;
     let p = &m.1;
-    p.1.forward(p.0.forward(pooled).relu()).sigmoid()
+    p.1.forward(ReLU.forward(p.0.forward(pooled))).sigmoid()
 }

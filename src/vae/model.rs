@@ -1,7 +1,7 @@
 //! The discrete VAE's networks, parameter access and the loss (official code's formula).
 
 use dfdx::prelude::*;
-use imle_conv::builders::{Dense, DenseOnData};
+use imle_conv::builders::{Dense, DenseOnData, ReLU};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,8 +17,9 @@ pub const LATENT: usize = BLOCKS * CATS;
 pub const N_PARAMS: usize = 12;
 
 /// Encoder 784-512-256-400 (ReLU): 20 blocks of 20 logits. The layers are `imle_conv`'s
-/// `Dense` (dfdx's `Linear` with AVX-512 matrix products, about 2x faster here); the
-/// first takes the images, so it computes no input gradient (`DenseOnData`).
+/// `Dense` (dfdx's `Linear` with AVX-512 matrix products, about 2x faster here) and `ReLU`
+/// (dfdx's numbers, vectorised); the first takes the images, so it computes no input
+/// gradient (`DenseOnData`).
 pub type EncoderSpec = (
     DenseOnData<PIXELS, 512>,
     ReLU,

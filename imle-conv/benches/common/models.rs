@@ -2,8 +2,8 @@
 //! the Warcraft encoder (ResNet18's first block) and the L2X selector's convolutions, each
 //! also with its first layer on data (no input gradient, as training needs).
 
-use dfdx::nn::builders::ReLU;
 use imle_conv::builders as cb;
+use imle_conv::builders::ReLU;
 
 /// `Stem` -> BN -> ReLU -> maxpool 3x3/2/1 -> 2 x BasicBlock(64) -> maxpool 2x2.
 pub type EncoderWith<Stem> = (
