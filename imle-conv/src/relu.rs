@@ -10,7 +10,7 @@ use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVe
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::buffers::out_vec;
+use crate::buffers::{advise_huge, out_vec};
 use crate::conv2d::read;
 
 /// Elements per parallel task: the VAE's activations (at most 51,200 values) run in one
@@ -62,11 +62,15 @@ pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
             grads.try_alloc_for(&xg)?;
             grads.try_alloc_for(&og)?;
             let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
+            // A fresh gradient is calloc'd memory: read-then-write faults on every 4 KiB
+            // page, each a TLB shootdown across the threads, unless huge pages back it.
+            let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
+            advise_huge(&mut gx);
             gx.par_chunks_mut(CHUNK)
                 .zip(xv.par_chunks(CHUNK))
                 .zip(gout.par_chunks(CHUNK))
                 .for_each(|((d, x), g)| backward_pass(x, g, d));
+            **grads.get_or_alloc_mut(&xg)? = gx;
             **grads.get_or_alloc_mut(&og)? = gout;
             Ok(())
         });
