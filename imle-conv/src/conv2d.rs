@@ -50,6 +50,30 @@ pub(crate) fn read<S: Shape, T: Tape<f32, Cpu>>(
     Ok((v, t))
 }
 
+/// Records on `tape` the backward pass of a one-input op from `x` to `out`: `add(gout, gx)`
+/// adds into `x`'s gradient, given the output's. Both gradients are moved out of
+/// `Gradients` and back (no copies); `gx` is advised to huge pages (a fresh one is
+/// calloc'd: written from several threads, every 4 KiB page would cost a fault and a TLB
+/// shootdown).
+pub(crate) fn record_backward<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
+    tape: &mut T,
+    x: &Tensor<Si, f32, Cpu>,
+    out: &Tensor<So, f32, Cpu>,
+    add: impl FnOnce(&[f32], &mut [f32]) + 'static,
+) {
+    let (xg, og) = (x.ghost(), out.ghost());
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&xg)?;
+        grads.try_alloc_for(&og)?;
+        let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
+        let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
+        advise_huge(gx);
+        add(&gout, gx);
+        **grads.get_or_alloc_mut(&og)? = gout;
+        Ok(())
+    });
+}
+
 /// The dfdx side of every convolution: runs the kernels and records the backward pass.
 ///
 /// `x` must hold `[batch, g.c, g.h, g.w]` elements in its logical order, `dst` is the

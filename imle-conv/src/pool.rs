@@ -9,8 +9,8 @@ use dfdx::shapes::{Const, Dim, HasShape, Shape};
 use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVec};
 use rayon::prelude::*;
 
-use crate::buffers::{advise_huge, out_vec, Buf};
-use crate::conv2d::{out_size, read};
+use crate::buffers::{out_vec, Buf};
+use crate::conv2d::{out_size, read, record_backward};
 use crate::error::{or_panic, ConvError};
 use crate::kernel::Geom;
 
@@ -76,14 +76,8 @@ fn max_pool_op<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     }
     let out = x.device().try_tensor_from_vec(out, dst)?;
     if T::OWNS_TAPE {
-        let (xg, og) = (x.ghost(), out.ghost());
         let (hw, p) = (g.h * g.w, g.oh * g.ow);
-        tape.add_backward_op(move |grads| {
-            grads.try_alloc_for(&xg)?;
-            grads.try_alloc_for(&og)?;
-            let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
-            advise_huge(gx);
+        record_backward(&mut tape, &x, &out, move |gout, gx| {
             if p > 0 {
                 let n = planes_per_task(hw);
                 gx.par_chunks_mut(hw * n)
@@ -98,8 +92,6 @@ fn max_pool_op<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
                         }
                     });
             }
-            **grads.get_or_alloc_mut(&og)? = gout;
-            Ok(())
         });
     }
     Ok(out.put_tape(tape))
@@ -276,18 +268,11 @@ pub fn global_avg_pool<S: GlobalPoolInput, T: Tape<f32, Cpu>>(
         .collect();
     let out = x.device().try_tensor_from_vec(out, (b, c))?;
     if T::OWNS_TAPE {
-        let (xg, og) = (x.ghost(), out.ghost());
-        tape.add_backward_op(move |grads| {
-            grads.try_alloc_for(&xg)?;
-            grads.try_alloc_for(&og)?;
-            let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            let gx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
-            gx.par_chunks_mut(hw).zip(&gout).for_each(|(gx, &v)| {
+        record_backward(&mut tape, &x, &out, move |gout, gx| {
+            gx.par_chunks_mut(hw).zip(gout).for_each(|(gx, &v)| {
                 let v = v / hw as f32;
                 gx.iter_mut().for_each(|g| *g += v);
             });
-            **grads.get_or_alloc_mut(&og)? = gout;
-            Ok(())
         });
     }
     Ok(out.put_tape(tape))

@@ -10,8 +10,8 @@ use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVe
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::buffers::{advise_huge, out_vec};
-use crate::conv2d::read;
+use crate::buffers::out_vec;
+use crate::conv2d::{read, record_backward};
 
 /// Elements per parallel task: the VAE's activations (at most 51,200 values) run in one
 /// pass on the calling thread, the selector's (1.4 M) are split over the threads.
@@ -57,22 +57,11 @@ pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
         .for_each(|(o, x)| forward_pass(x, o));
     let out = x.device().try_tensor_from_vec(out, shape)?;
     if T::OWNS_TAPE {
-        let (xg, og) = (x.ghost(), out.ghost());
-        tape.add_backward_op(move |grads| {
-            grads.try_alloc_for(&xg)?;
-            grads.try_alloc_for(&og)?;
-            let gout = std::mem::take(&mut **grads.get_or_alloc_mut(&og)?);
-            // A fresh gradient is calloc'd memory: read-then-write faults on every 4 KiB
-            // page, each a TLB shootdown across the threads, unless huge pages back it.
-            let mut gx = std::mem::take(&mut **grads.get_or_alloc_mut(&xg)?);
-            advise_huge(&mut gx);
+        record_backward(&mut tape, &x, &out, move |gout, gx| {
             gx.par_chunks_mut(CHUNK)
                 .zip(xv.par_chunks(CHUNK))
                 .zip(gout.par_chunks(CHUNK))
                 .for_each(|((d, x), g)| backward_pass(x, g, d));
-            **grads.get_or_alloc_mut(&xg)? = gx;
-            **grads.get_or_alloc_mut(&og)? = gout;
-            Ok(())
         });
     }
     Ok(out.put_tape(tape))
