@@ -72,7 +72,8 @@ struct Global {
     #[arg(long, global = true, conflicts_with = "shard")]
     report_only: bool,
     /// Delete the saved state (finished units, checkpoints) of the runs to do and start
-    /// them afresh.
+    /// them afresh (without it, finished units are read back, or restored from the
+    /// committed record, and unfinished training resumes from its checkpoint).
     #[arg(long, global = true, conflicts_with = "report_only")]
     fresh: bool,
 }

@@ -99,7 +99,8 @@ pub struct RunContext {
     pub shard: Option<Shard>,
     /// Compute nothing: report the units that have finished.
     pub report_only: bool,
-    /// Delete the saved state of the units to run and start them afresh.
+    /// Delete the saved state of the units to run and start them afresh (otherwise finished
+    /// units are read back, not computed again).
     pub fresh: bool,
 }
 

@@ -300,6 +300,11 @@ proptest! {
     }
 }
 
+/// The toy's `n` in [`finished_units_of_a_record_are_restored_not_computed_again`], whose
+/// computations [`RESTORE_COMPUTED`] counts (the other tests use other `n`).
+const RESTORE_N: usize = 7;
+static RESTORE_COMPUTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A complete toy experiment on the trait: the mean of `n` uniform draws per seed.
 struct Toy;
 
@@ -323,8 +328,16 @@ impl Experiment for Toy {
         (0..5).map(|i| format!("seed{i}")).collect()
     }
     fn compute(n: &usize, unit: &str, ctx: &RunContext) -> anyhow::Result<f64> {
+        if *n == RESTORE_N {
+            RESTORE_COMPUTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(imle_paper::run::derive_seed(ctx.seed, unit, 0));
         Ok((0..*n).map(|_| rng.gen::<f64>()).sum::<f64>() / *n as f64)
+    }
+    fn recorded(data: &serde_json::Value) -> Vec<(String, f64)> {
+        let units: std::collections::BTreeMap<String, f64> =
+            serde_json::from_value(data["units"].clone()).unwrap_or_default();
+        units.into_iter().collect()
     }
     fn report(
         _n: &usize,
@@ -332,8 +345,12 @@ impl Experiment for Toy {
         _: &RunContext,
     ) -> anyhow::Result<Report> {
         let done: Vec<f64> = units.iter().filter_map(|u| u.1).collect();
+        let by_name: serde_json::Map<String, serde_json::Value> = units
+            .iter()
+            .filter_map(|(name, r)| Some((name.clone(), serde_json::json!((*r)?))))
+            .collect();
         Ok(Report {
-            data: serde_json::json!(done),
+            data: serde_json::json!({ "units": by_name }),
             summary: serde_json::json!({ "units": done.len() }),
             tables: vec![("toy".into(), Table::new().f64("mean", done.clone()))],
             readme: format!("{} units.", done.len()),
@@ -387,6 +404,70 @@ fn a_toy_experiment_on_the_trait_shards_and_merges() {
     );
     assert!(
         s.lines.iter().any(|l| l.contains("0 of 5 units")),
+        "{:?}",
+        s.lines
+    );
+}
+
+#[test]
+fn finished_units_of_a_record_are_restored_not_computed_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("figures");
+    let args = ToyArgs { n: Some(RESTORE_N) };
+    let ctx = |runs: &str| RunContext::new(&out).run_dir(dir.path().join(runs));
+    let rec = || std::fs::read_to_string(out.join("toy.json")).unwrap();
+    let data =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["data"].clone();
+    experiments::run_with_args::<Toy>(&args, &ctx("runs")).unwrap();
+    assert_eq!(RESTORE_COMPUTED.load(SeqCst), 5);
+    let first = rec();
+    // A lost run folder (a fresh clone): the record's units come back, none is computed.
+    let s = experiments::run_with_args::<Toy>(&args, &ctx("fresh-clone")).unwrap();
+    assert_eq!(RESTORE_COMPUTED.load(SeqCst), 5, "{:?}", s.lines);
+    assert!(
+        s.lines[0].contains("restored 5 finished unit(s)"),
+        "{:?}",
+        s.lines
+    );
+    assert_eq!(data(&rec()), data(&first));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("fresh-clone/units"))
+            .unwrap()
+            .count(),
+        5
+    );
+    // A unit file already there is kept; the others are restored, also for --report-only.
+    std::fs::remove_file(dir.path().join("fresh-clone/units/seed3.json")).unwrap();
+    let mut c = ctx("fresh-clone");
+    c.report_only = true;
+    let s = experiments::run_with_args::<Toy>(&args, &c).unwrap();
+    assert!(
+        s.lines[0].contains("restored 1 finished unit(s)"),
+        "{:?}",
+        s.lines
+    );
+    assert_eq!(data(&rec()), data(&first));
+    // --fresh, another seed or another configuration: nothing is restored.
+    let mut c = ctx("fresh");
+    c.fresh = true;
+    experiments::run_with_args::<Toy>(&args, &c).unwrap();
+    assert_eq!(RESTORE_COMPUTED.load(SeqCst), 10);
+    let mut c = ctx("seed1");
+    c.seed = 1;
+    let s = experiments::run_with_args::<Toy>(&args, &c).unwrap();
+    assert_eq!(RESTORE_COMPUTED.load(SeqCst), 15);
+    assert!(
+        s.lines.iter().all(|l| !l.contains("restored")),
+        "{:?}",
+        s.lines
+    );
+    assert_ne!(data(&rec()), data(&first));
+    let mut c = ctx("n8");
+    c.seed = 1;
+    let s = experiments::run_with_args::<Toy>(&ToyArgs { n: Some(8) }, &c).unwrap();
+    assert!(
+        s.lines.iter().all(|l| !l.contains("restored")),
         "{:?}",
         s.lines
     );

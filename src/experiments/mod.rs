@@ -93,6 +93,14 @@ pub trait Experiment {
     fn partial(_cfg: &Self::Config, _unit: &str, _ctx: &RunContext) -> Result<Option<Self::Unit>> {
         Ok(None)
     }
+    /// The finished units that a record of this experiment holds, by unit name: `data`
+    /// is its `<name>.json`'s `data`, as [`Experiment::report`] wrote it. [`run`] restores
+    /// them into a run folder that lacks them (a fresh clone, a lost `runs/`) when the
+    /// record's profile, seed and configuration are this run's, so that a resumed run
+    /// neither trains them again nor reports without them. Default: none.
+    fn recorded(_data: &serde_json::Value) -> Vec<(String, Self::Unit)> {
+        Vec::new()
+    }
     /// The figures, tables and numbers from the units' results (`None`: not finished).
     fn report(
         cfg: &Self::Config,
@@ -147,6 +155,46 @@ fn load_unit<E: Experiment>(
     Ok(Saved::Result(f.result))
 }
 
+/// Writes into the run folder each finished unit of `E` that the record in `ctx.out_dir`
+/// holds ([`Experiment::recorded`]) and the run folder lacks, if that record was made with
+/// this profile, seed and configuration. Returns how many it wrote.
+fn restore_recorded<E: Experiment>(
+    cfg: &E::Config,
+    units: &[String],
+    ctx: &RunContext,
+) -> Result<usize> {
+    let path = ctx.path(&format!("{}.json", E::NAME));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(0);
+    };
+    let Ok(rec) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(0);
+    };
+    let same = rec["profile"] == serde_json::to_value(ctx.profile)?
+        && rec["seed"].as_u64() == Some(ctx.seed)
+        && crate::output::same_json(&rec["config"], &serde_json::to_value(cfg)?);
+    if !same {
+        return Ok(0);
+    }
+    let mut restored = 0;
+    for (name, result) in E::recorded(&rec["data"]) {
+        let file = unit_path(ctx, E::NAME, &name);
+        if !units.contains(&name) || file.exists() {
+            continue;
+        }
+        let unit = UnitFile {
+            experiment: E::NAME.into(),
+            unit: name,
+            seed: ctx.seed,
+            config: cfg,
+            result: &result,
+        };
+        crate::output::write_json(&file, &unit)?;
+        restored += 1;
+    }
+    Ok(restored)
+}
+
 /// Runs experiment `E` as `ctx` says: every unit (or those of `ctx.shard`, or none with
 /// `ctx.report_only`), saving each unit's result; then, unless this is a shard, the
 /// report of every finished unit, written as `<name>.json`, CSV tables, PNG/SVG figures
@@ -158,6 +206,40 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
         .filter(|&u| ctx.shard.is_none_or(|s| s.contains(u)))
         .collect();
     let mut results: Vec<Option<E::Unit>> = (0..units.len()).map(|_| None).collect();
+    let mut lines = Vec::new();
+    let mut stale = Vec::new();
+    // Finished units are read back (restored from the record first where the run folder
+    // lacks them), not computed again, unless this is a `--fresh` run.
+    if !ctx.fresh {
+        let restored = restore_recorded::<E>(cfg, &units, ctx)?;
+        if restored > 0 {
+            lines.push(format!(
+                "restored {restored} finished unit(s) from {} into {}",
+                ctx.path(&format!("{}.json", E::NAME)).display(),
+                ctx.run_dir_of(E::NAME).join("units").display()
+            ));
+        }
+    }
+    if ctx.report_only || !ctx.fresh {
+        for (u, name) in units.iter().enumerate() {
+            match load_unit::<E>(cfg, name, ctx) {
+                Ok(Saved::Result(r)) => results[u] = Some(r),
+                Ok(Saved::Stale(why)) if ctx.report_only => stale.push(why),
+                Err(e) if ctx.report_only => return Err(e),
+                // Computed again, and the file replaced.
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+    let mine: Vec<usize> = mine.into_iter().filter(|&u| results[u].is_none()).collect();
+    if !ctx.report_only && mine.len() < units.len() {
+        lines.push(format!(
+            "{} unit(s) already finished in {}: read back, not computed again (--fresh \
+             computes them again)",
+            units.len() - mine.len(),
+            ctx.run_dir_of(E::NAME).join("units").display()
+        ));
+    }
     if !ctx.report_only {
         let compute = |u: usize| -> Result<(usize, E::Unit)> {
             let path = unit_path(ctx, E::NAME, &units[u]);
@@ -203,17 +285,11 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
             )],
         });
     }
-    let mut stale = Vec::new();
     if ctx.report_only {
         for (u, name) in units.iter().enumerate() {
-            results[u] = match load_unit::<E>(cfg, name, ctx)? {
-                Saved::Result(r) => Some(r),
-                Saved::None => E::partial(cfg, name, ctx)?,
-                Saved::Stale(why) => {
-                    stale.push(why);
-                    E::partial(cfg, name, ctx)?
-                }
-            };
+            if results[u].is_none() {
+                results[u] = E::partial(cfg, name, ctx)?;
+            }
         }
     }
     let finished = results.iter().filter(|r| r.is_some()).count();
@@ -248,7 +324,7 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
     };
     crate::output::write_json(&ctx.path(&json), &rec)?;
     write_readme(&ctx.out_dir)?;
-    let mut lines = report.lines;
+    lines.extend(report.lines);
     lines.extend(stale);
     if finished < pairs.len() {
         lines.push(format!(

@@ -389,6 +389,15 @@ impl Experiment for Table2 {
             }),
         )
     }
+    /// The finished runs of `table2.json` (`data.runs`): those with every epoch and their
+    /// example paths.
+    fn recorded(data: &serde_json::Value) -> Vec<(String, RunResult)> {
+        let runs: Vec<RunResult> = serde_json::from_value(data["runs"].clone()).unwrap_or_default();
+        runs.into_iter()
+            .filter(|r| r.complete && r.examples.is_some())
+            .map(|r| (unit_name(&r.config), r))
+            .collect()
+    }
     fn report(
         cfg: &Config,
         units: &[(String, Option<RunResult>)],
