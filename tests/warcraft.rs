@@ -611,3 +611,42 @@ fn runs_that_perturb_clamp_negative_costs_and_the_others_shift_them() {
         NegativeCosts::Clamp
     );
 }
+
+/// The committed Table 2 record gives back its finished runs (what a fresh clone restores
+/// into its run folder): every complete run with its examples, under its unit name, each
+/// one's last epoch being the accuracy of its single-run row in `table2.csv`; no
+/// unfinished run.
+#[test]
+fn the_committed_record_restores_its_finished_runs() {
+    use imle_paper::experiments::{table2, Experiment};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("figures");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("table2.json")).unwrap()).unwrap();
+    let all = rec["data"]["runs"].as_array().unwrap();
+    let restored = table2::Table2::recorded(&rec["data"]);
+    let complete = all.iter().filter(|r| r["complete"] == true).count();
+    assert!(complete >= 10, "K = 12 and 18 are finished");
+    assert_eq!(restored.len(), complete);
+    let csv = std::fs::read_to_string(root.join("table2.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for (name, run) in &restored {
+        assert_eq!(*name, table2::unit_name(&run.config));
+        assert!(run.complete && run.examples.is_some(), "{name}");
+        assert_eq!(run.epochs.len(), run.config.epochs, "{name}");
+        let row = rows
+            .iter()
+            .find(|r| {
+                r[col("k")] == run.config.k.to_string()
+                    && r[col("method")] == run.config.method.name()
+            })
+            .unwrap();
+        if row[col("runs_done")] == "1" {
+            let acc: f64 = row[col("accuracy_mean")].parse().unwrap();
+            let last = run.last().unwrap().eval["test_accuracy"];
+            assert!((acc - 100.0 * last).abs() < 1e-9, "{name}: {acc} vs {last}");
+        }
+    }
+}
