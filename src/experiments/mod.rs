@@ -231,12 +231,13 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
             }
         }
     }
-    let mine: Vec<usize> = mine.into_iter().filter(|&u| results[u].is_none()).collect();
-    if !ctx.report_only && mine.len() < units.len() {
+    let (mine, finished_before): (Vec<usize>, Vec<usize>) =
+        mine.into_iter().partition(|&u| results[u].is_none());
+    if !ctx.report_only && !finished_before.is_empty() {
         lines.push(format!(
             "{} unit(s) already finished in {}: read back, not computed again (--fresh \
              computes them again)",
-            units.len() - mine.len(),
+            finished_before.len(),
             ctx.run_dir_of(E::NAME).join("units").display()
         ));
     }
