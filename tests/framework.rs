@@ -276,6 +276,15 @@ fn checkpoints_of_another_run_or_model_are_refused_with_what_differs() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("version 99"), "{e}");
+    // A file that cannot be read: its path, then the OS's reason once (the error's
+    // source, which the CLI's `{:#}` prints after the message).
+    let missing = dir.path().join("none.safetensors");
+    let chain = format!(
+        "{:#}",
+        anyhow::Error::from(Checkpoint::load(&missing).unwrap_err())
+    );
+    assert!(chain.contains("none.safetensors"), "{chain}");
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
 }
 
 proptest! {

@@ -156,6 +156,15 @@ fn corrupt_and_missing_files_are_named_errors() {
     // A missing file: the loader names it, the look-up lists what is missing where.
     std::fs::remove_file(d.join("train_shortest_paths.npy")).unwrap();
     check("missing", "train_shortest_paths.npy", "cannot read");
+    let chain = format!(
+        "{:#}",
+        anyhow::Error::from(warcraft::load_from(d, 4).unwrap_err())
+    );
+    assert_eq!(
+        chain.matches("os error").count(),
+        1,
+        "the reason once: {chain}"
+    );
     let e = warcraft::locate(Some(d), 4).unwrap_err().to_string();
     assert!(
         e.contains("missing train_shortest_paths.npy")

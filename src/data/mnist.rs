@@ -80,19 +80,19 @@ pub enum MnistError {
         file: String,
     },
     /// An I/O error reading a file.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
+        /// Why: the error's `source()`, not repeated in its message (anyhow's `{:#}` prints both).
         source: std::io::Error,
     },
     /// A gzip file that does not decompress (corrupt or truncated).
-    #[error("{path} is not a valid gzip file (corrupt or truncated): {source}")]
+    #[error("{path} is not a valid gzip file (corrupt or truncated)")]
     Gzip {
         /// The file.
         path: PathBuf,
-        /// The cause.
+        /// Why: the error's `source()`, not repeated in its message (anyhow's `{:#}` prints both).
         source: std::io::Error,
     },
     /// The IDX magic number is not the expected one.

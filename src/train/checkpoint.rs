@@ -32,11 +32,11 @@ const HEADER_KEY: &str = "imle";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The file could not be read.
-    #[error("cannot read checkpoint {path}: {source}")]
+    #[error("cannot read checkpoint {path}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why: the error's `source()`, not repeated in its message (anyhow's `{:#}` prints both).
         source: std::io::Error,
     },
     /// Not a checkpoint of this format.

@@ -55,11 +55,11 @@ pub const DATASET: super::DataSet = super::DataSet {
 #[derive(Debug, thiserror::Error)]
 pub enum WarcraftError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why: the error's `source()`, not repeated in its message (anyhow's `{:#}` prints both).
         source: std::io::Error,
     },
     /// A file is malformed.
