@@ -612,24 +612,34 @@ impl PathFinder {
     }
 }
 
-impl Learner for PathFinder {
-    fn train_len(&self) -> usize {
-        self.train_rows()
-    }
+/// What one training step computes before the update: the loss, the network's output
+/// (costs or logits, `(batch, K K)`) and the gradient of every parameter.
+pub struct StepGradients {
+    /// The batch's loss.
+    pub loss: f64,
+    /// The network's output.
+    pub out: Vec<f32>,
+    /// The parameters' gradients.
+    pub grads: Gradients<f32, Cpu>,
+}
 
-    fn train_step(&mut self, step: Step) -> Result<Metrics> {
-        let x = self.images(&self.data.train, step.batch);
+impl PathFinder {
+    /// Forward (train mode: the batch-norm running statistics are updated), loss and
+    /// backward on training maps `batch`, with the estimator's noise from `seed`.
+    pub fn gradients(&mut self, batch: &[usize], seed: u64) -> Result<StepGradients> {
+        let x = self.images(&self.data.train, batch);
         let grads = match &self.net {
             Net::Costs(m) => m.alloc_grads(),
             Net::Direct(m) => m.alloc_grads(),
         };
         let out = self.net.forward_train(x.traced(grads));
-        let loss = self.loss(out, step.batch, step.seed)?;
+        let values = out.as_vec();
+        let loss = self.loss(out, batch, seed)?;
         let value = loss.array() as f64;
         if !value.is_finite() {
             bail!("the training loss is {value} (diverged)");
         }
-        let mut grads = match loss.try_backward() {
+        let grads = match loss.try_backward() {
             Ok(g) => g,
             Err(e) => {
                 return Err(
@@ -640,12 +650,32 @@ impl Learner for PathFinder {
                 )
             }
         };
+        Ok(StepGradients {
+            loss: value,
+            out: values,
+            grads,
+        })
+    }
+
+    /// One optimiser update of the network with `grads` at learning rate `lr`.
+    pub fn update(&mut self, grads: &mut Gradients<f32, Cpu>, lr: f64) -> Result<()> {
         match &mut self.net {
-            Net::Costs(m) => self.optimiser.update(m, &mut grads, step.lr),
-            Net::Direct(m) => self.optimiser.update(m, &mut grads, step.lr),
+            Net::Costs(m) => self.optimiser.update(m, grads, lr),
+            Net::Direct(m) => self.optimiser.update(m, grads, lr),
         }
-        .map_err(|e| anyhow::anyhow!("optimiser update failed: {e:?}"))?;
-        Ok(Metrics::from([("loss".to_string(), value)]))
+        .map_err(|e| anyhow::anyhow!("optimiser update failed: {e:?}"))
+    }
+}
+
+impl Learner for PathFinder {
+    fn train_len(&self) -> usize {
+        self.train_rows()
+    }
+
+    fn train_step(&mut self, step: Step) -> Result<Metrics> {
+        let mut s = self.gradients(step.batch, step.seed)?;
+        self.update(&mut s.grads, step.lr)?;
+        Ok(Metrics::from([("loss".to_string(), s.loss)]))
     }
 
     fn evaluate(&mut self, _epoch: usize) -> Result<Metrics> {
