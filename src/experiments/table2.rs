@@ -42,9 +42,14 @@ pub struct Args {
     /// Seeds per row [paper: 5; full: 5 at K = 12, 1 at larger K; quick: 1].
     #[arg(long, value_parser = positive_usize)]
     pub runs: Option<usize>,
-    /// Epochs [paper: 50; full: 50 at K = 12, 20 at larger K; quick: 3].
+    /// Epochs [paper: 50; full: 50 at K = 12, 20 at larger K; quick: 3]. The learning rate
+    /// drops ×0.1 after 60 % and 80 % of them (30 and 40 of 50) unless --milestones says.
     #[arg(long, value_parser = positive_usize)]
     pub epochs: Option<usize>,
+    /// Epochs after which the learning rate drops ×0.1, comma-separated [default: 60 % and
+    /// 80 % of the epochs, rounded down: 30, 40 of 50].
+    #[arg(long, value_delimiter = ',', value_parser = positive_usize)]
+    pub milestones: Option<Vec<usize>>,
     /// Train on the first N training maps [full: all at K = 12, 2000 at larger K; quick: 1000].
     #[arg(long, value_parser = positive_usize)]
     pub train_subset: Option<usize>,
@@ -180,10 +185,10 @@ impl Args {
                     c.epochs = self
                         .epochs
                         .unwrap_or(profile.pick(3, if reduced { REDUCED_EPOCHS } else { 50 }));
-                    if reduced {
-                        // The drops at 60 % and 80 % of the epochs, as 30 and 40 of 50.
-                        c.milestones = vec![c.epochs * 3 / 5, c.epochs * 4 / 5];
-                    }
+                    c.milestones = match &self.milestones {
+                        Some(m) => m.clone(),
+                        None => PathConfig::drops_for(c.epochs),
+                    };
                     c.batch = self.batch.unwrap_or(c.batch);
                     c.train_subset = self.train_subset.or(match (profile, reduced) {
                         (Profile::Quick, _) => Some(1000),

@@ -297,6 +297,16 @@ impl PathConfig {
         }
     }
 
+    /// The protocol's learning-rate drops for a run of `epochs` epochs: after 60 % and
+    /// 80 % of them, rounded down (30 and 40 of 50, 7 and 9 of 12); none that would fall
+    /// before the first epoch.
+    pub fn drops_for(epochs: usize) -> Vec<usize> {
+        [epochs * 3 / 5, epochs * 4 / 5]
+            .into_iter()
+            .filter(|&m| m > 0)
+            .collect()
+    }
+
     /// The configuration without what a resume may change (the number of epochs).
     pub fn without_epochs(&self) -> Self {
         Self {
