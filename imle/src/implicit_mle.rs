@@ -174,14 +174,48 @@ impl<S: MapSolver + Clone + 'static> Imle<S> {
     /// [`crate::noise::call_seed`]`(seed, 2n)` and a fresh target noise (if not reused)
     /// with `call_seed(seed, 2n + 1)`.
     pub fn sample(&self, theta: &[f32], m: usize) -> Result<ImleSamples> {
-        let solver = &self.solver;
-        solver.check_len(m)?;
+        self.solver.check_len(m)?;
         check_rows(theta, m)?;
         let noise_seed = self.state.next_seed();
         let target_seed = self.state.next_seed();
-        let s = self.samples;
-        let mut noise = vec![0.0; theta.len() * s];
+        let mut noise = vec![0.0; theta.len() * self.samples];
         self.noise.fill(noise_seed, &mut noise);
+        self.samples_of(theta, m, noise, target_seed)
+    }
+
+    /// Like [`Imle::sample`], with the base noise ε given (row-major `(B, S, M)`, e.g.
+    /// drawn by another implementation): the target reuses it, or draws its own from the
+    /// estimator's seed when noise reuse is off.
+    pub fn sample_with_noise(
+        &self,
+        theta: &[f32],
+        m: usize,
+        noise: Vec<f32>,
+    ) -> Result<ImleSamples> {
+        self.solver.check_len(m)?;
+        check_rows(theta, m)?;
+        if noise.len() != theta.len() * self.samples {
+            return Err(Error::LengthMismatch {
+                what: "noise",
+                expected: theta.len() * self.samples,
+                got: noise.len(),
+            });
+        }
+        check_finite("noise", &noise)?;
+        let _ = self.state.next_seed();
+        let target_seed = self.state.next_seed();
+        self.samples_of(theta, m, noise, target_seed)
+    }
+
+    fn samples_of(
+        &self,
+        theta: &[f32],
+        m: usize,
+        noise: Vec<f32>,
+        target_seed: u64,
+    ) -> Result<ImleSamples> {
+        let solver = &self.solver;
+        let s = self.samples;
         let perturbed = perturb(theta, m, s, &noise, self.input_temperature);
         let mut z = vec![0.0; perturbed.len()];
         solver.solve_batch(&perturbed, m, &mut z)?;
@@ -280,6 +314,31 @@ impl<S: MapSolver + Clone + 'static> Imle<S> {
         }
         self.target.observe(&grad);
         Ok(grad)
+    }
+
+    /// Like [`Estimator::apply`] on rows `(B, M)`, with the base noise ε given (row-major
+    /// `(B, S, M)`), as the baselines' `apply_with_noise`: to compare with another
+    /// implementation on the same draw.
+    pub fn apply_with_noise<B: Dim, M: Dim, D: ImleDevice, T: Tape<f32, D>>(
+        &self,
+        theta: Tensor<(B, M), f32, D, T>,
+        noise: Vec<f32>,
+    ) -> Result<Tensor<(B, M), f32, D, T>> {
+        let shape = *theta.shape();
+        let fwd = self.sample_with_noise(&theta.as_vec(), shape.1.size(), noise)?;
+        let out = if fwd.samples == 1 {
+            fwd.z.clone()
+        } else {
+            fwd.mean()
+        };
+        let this = self.clone();
+        custom_op(
+            theta,
+            shape,
+            out,
+            move |g| this.gradient(&fwd, g),
+            self.state.errors(),
+        )
     }
 
     /// Like [`Estimator::apply`], but returns all S samples: row `b·S + s` is sample `s`

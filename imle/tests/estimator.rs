@@ -436,3 +436,29 @@ fn custom_noise_and_custom_target_are_used_as_given() {
     }
     assert_eq!(grad, expected);
 }
+
+#[test]
+fn given_noise_is_the_noise_the_seed_would_draw() {
+    // Forward call 0 of an estimator seeded with s draws Noise::fill(call_seed(s, 0)):
+    // given that draw, apply_with_noise returns the same sample and gradient.
+    let dev = Cpu::default();
+    let theta = dev.tensor([[0.3f32, -1.0, 2.0, 0.5, 0.0], [1.0, 1.0, -0.5, 0.2, 3.0]]);
+    let noise = Noise::sum_of_gamma(2.0, 1.0, 10).unwrap();
+    let imle = Imle::new(TopK::new(2), Target::pid(5.0).unwrap(), noise.clone());
+    let mut eps = vec![0.0; 10];
+    noise.fill(imle::noise::call_seed(7, 0), &mut eps);
+    let up = dev.tensor([[1.0f32, -2.0, 0.5, 0.0, 1.0], [0.0, 3.0, -1.0, 2.0, -0.5]]);
+    let run = |z: Tensor<Rank2<2, 5>, f32, Cpu, OwnedTape<f32, Cpu>>| {
+        (z.as_vec(), (z * up.clone()).sum())
+    };
+    let (za, la) = run(imle.clone().seed(7).apply(theta.leaky_trace()).unwrap());
+    let (zb, lb) = run(imle
+        .apply_with_noise(theta.leaky_trace(), eps.clone())
+        .unwrap());
+    assert_eq!(za, zb);
+    let (ga, gb) = (la.backward(), lb.backward());
+    assert_eq!(ga.get(&theta).as_vec(), gb.get(&theta).as_vec());
+    // A draw of the wrong length is an error, not a panic.
+    let err = imle.apply_with_noise(theta.leaky_trace(), eps[..9].to_vec());
+    assert!(matches!(err, Err(Error::LengthMismatch { .. })));
+}
