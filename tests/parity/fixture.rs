@@ -208,9 +208,24 @@ pub fn gradients_from<M: TensorCollection<f32, Cpu>>(
 /// max |theirs|`; prints the worst element on failure.
 #[track_caller]
 pub fn assert_close(what: &str, ours: &[f32], theirs: &[f32], rtol: f32, rel_atol: f32) {
+    assert_close_floor(what, ours, theirs, rtol, rel_atol, 0.0)
+}
+
+/// [`assert_close`] with `atol` at least `floor`: for a tensor that is a sum of terms
+/// which cancel (e.g. the bias gradient of a layer whose output gradient sums to zero
+/// per row), whose own size says nothing of its rounding error.
+#[track_caller]
+pub fn assert_close_floor(
+    what: &str,
+    ours: &[f32],
+    theirs: &[f32],
+    rtol: f32,
+    rel_atol: f32,
+    floor: f32,
+) {
     assert_eq!(ours.len(), theirs.len(), "{what}: length");
     let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let atol = rel_atol * scale;
+    let atol = (rel_atol * scale).max(floor);
     let (mut worst, mut at) = (0f32, 0);
     for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
         assert!(a.is_finite(), "{what}[{i}] = {a}");
@@ -225,6 +240,14 @@ pub fn assert_close(what: &str, ours: &[f32], theirs: &[f32], rtol: f32, rel_ato
         ours[at],
         theirs[at]
     );
+}
+
+/// The largest absolute value of any tensor of `tensors`.
+pub fn max_abs<'a>(tensors: impl IntoIterator<Item = &'a Vec<f32>>) -> f32 {
+    tensors
+        .into_iter()
+        .flatten()
+        .fold(0f32, |m, v| m.max(v.abs()))
 }
 
 /// The largest `|ours - theirs| / max |theirs|` (for the test's report).

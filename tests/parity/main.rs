@@ -4,4 +4,5 @@
 //! fixtures in `tests/fixtures/`; no Python is needed here).
 
 mod fixture;
+mod l2x;
 mod warcraft;
