@@ -270,7 +270,7 @@ def fixture(a):
     init = Explainer()
     # Biases away from zero, as after the first step of a run. At Keras' zero biases, an
     # all-padding window gives an exact 0 pre-activation under a direct convolution (ReLU
-    # gradient 0) but +-1e-8 under our Winograd F(4, 3) tiles that straddle the padding's
+    # gradient 0) but +-1e-8 under our Winograd tiles that straddle the padding's
     # edge (ReLU gradient 1 where the rounding is positive): only the first step of a run
     # differs, and the fixture would measure that rounding instead of the network.
     with torch.no_grad():
