@@ -179,7 +179,7 @@ impl Vae {
     }
 
     /// Encodes a batch: logits `(B, 20, 20)`.
-    fn encode<T: Tape<f32, Cpu>>(
+    pub fn encode<T: Tape<f32, Cpu>>(
         &self,
         x: Tensor<(usize, Const<PIXELS>), f32, Cpu, T>,
     ) -> Blocks<T> {
@@ -191,7 +191,7 @@ impl Vae {
     }
 
     /// Decodes latent codes `(B, 20, 20)` into pixel logits `(B, 784)`.
-    fn decode<T: Tape<f32, Cpu>>(
+    pub fn decode<T: Tape<f32, Cpu>>(
         &self,
         z: Blocks<T>,
     ) -> Tensor<(usize, Const<PIXELS>), f32, Cpu, T> {

@@ -5,4 +5,5 @@
 
 mod fixture;
 mod l2x;
+mod vae;
 mod warcraft;
