@@ -191,6 +191,14 @@ def train(a):
     data = Data(a.data)
     pairs = neighbour_pairs(data.k)
     net = CombResnet18(data.k)
+    if a.init:  # the same start as another run: weights by our names
+        from safetensors.numpy import load_file
+
+        init = load_file(a.init)
+        with torch.no_grad():
+            for name, t in net.named_like_ours().items():
+                t.copy_(torch.from_numpy(init[name]).view_as(t))
+    order_of = np.load(a.order) if a.order else None  # (epochs, maps): the batch order
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     drops = step_drops(a.epochs, a.milestones)
     lam, alpha = LAMBDA[a.method], 1.0 if a.method == "bb" else 0.0
@@ -203,6 +211,8 @@ def train(a):
             group["lr"] = lr
         t0 = time.perf_counter()
         order, losses = rng.permutation(n), []
+        if order_of is not None:
+            order = order_of[epoch - 1]
         for i in range(0, n, a.batch):
             idx = order[i:i + a.batch]
             t = torch.from_numpy(data.paths["train"][idx])
@@ -219,6 +229,15 @@ def train(a):
                      test_accuracy=test, test_exact=test_exact, train_seconds=round(secs, 2)))
         print(f"{a.method} seed {a.seed} epoch {epoch}: loss {np.mean(losses):.4f}, "
               f"val {val:.3f}, test {test:.3f} (exact {test_exact:.3f}), {secs:.1f} s", flush=True)
+
+
+MULTI_STEPS = 8
+
+
+def multi_batch(step, n):
+    """Step `step`'s maps of the multi-step fixture: a rotating half of the first `n`."""
+    h = n // 2
+    return (np.arange(h) + step * h) % n
 
 
 def fixture(a):
@@ -261,6 +280,23 @@ def fixture(a):
         net.eval()
         with torch.no_grad():
             out[f"{method}/eval_costs"] = net(x)
+    # Several BB steps in a row (Adam's later steps, running statistics accumulating,
+    # nothing carried over between steps but the weights and the optimiser's state).
+    net = CombResnet18(data.k)
+    net.load_state_dict(init.state_dict())
+    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    losses = []
+    for s in range(MULTI_STEPS):
+        b = multi_batch(s, a.batch)
+        z = PathThrough.apply(net(data.images("train", b)), LAMBDA["bb"], 1.0, pairs)
+        loss = hamming(z, torch.from_numpy(data.paths["train"][b]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    out["multi/losses"] = np.array(losses, dtype=np.float32)
+    for name, p in net.named_like_ours().items():
+        out[f"multi/after/{name}"] = p.detach().clone()
     save_fixture(a.out, out, {"k": data.k, "batch": a.batch, "lr": 5e-4, "seed": a.seed,
                               "torch": torch.__version__, "data": a.data})
 
@@ -279,6 +315,8 @@ def main():
     t.add_argument("--batch", type=int, default=70)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--init", help="initial weights (safetensors, our names)")
+    t.add_argument("--order", help="batch order (.npy, epochs x maps)")
     t.add_argument("--out", required=True)
     f = sub.add_parser("fixture")
     f.add_argument("--data", default="datasets/warcraft/12x12")

@@ -437,6 +437,12 @@ pub fn write_readme(dir: &Path) -> Result<()> {
          `cargo run --release -- all` (quick profile) or `cargo run --release -- all --full` \
          (the paper's protocol).\n\n",
     );
+    if dir.join("parity").join("README.md").is_file() {
+        md.push_str(
+            "Our training against an independent PyTorch implementation of the same protocols, \
+             on the same files (step fixtures and learning curves): [`parity/`](parity/README.md).\n\n",
+        );
+    }
     for (name, v) in &records {
         let title = v["title"].as_str().unwrap_or(name);
         md.push_str(&format!("## {title}\n\n"));

@@ -5,5 +5,6 @@
 
 mod fixture;
 mod l2x;
+mod same_start;
 mod vae;
 mod warcraft;

@@ -150,3 +150,46 @@ fn blackbox_step_equals_pytorch() {
 fn imle_map_map_step_equals_pytorch() {
     step(Method::ImleMm, "imle-mm");
 }
+
+#[test]
+fn several_blackbox_steps_equal_pytorch() {
+    // Eight BB steps on rotating halves of the batch: the losses of every step and the
+    // weights and running statistics after the last (Adam's later steps, the statistics
+    // accumulating, nothing else carried between steps).
+    let fx = Fixture::load(FILE);
+    let b: usize = fx.meta("batch");
+    let lr: f64 = fx.meta("lr");
+    let mut pf = finder(&fx, Method::Bb);
+    let theirs = fx.get("multi/losses");
+    for (step, &want) in theirs.iter().enumerate() {
+        let batch: Vec<usize> = (0..b / 2).map(|i| (i + step * (b / 2)) % b).collect();
+        let mut s = pf.gradients(&batch, step as u64).unwrap();
+        assert!(
+            (s.loss as f32 - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "step {step}: loss {} here, {want} in PyTorch",
+            s.loss
+        );
+        pf.update(&mut s.grads, lr).unwrap();
+    }
+    // Element by element the weights cannot agree after several Adam steps: an entry whose
+    // gradient is rounding-level (~1e-9) still moves by ±lr, its sign set by the rounding.
+    // Compared instead: the change from the initial weights, in relative L2 norm.
+    let (after, init) = (fx.under("multi/after"), fx.under("init"));
+    for (name, v) in tensors(trunk(&pf), false) {
+        let (w0, w1) = (&init[&name], &after[&name]);
+        let (mut diff, mut norm) = (0f64, 0f64);
+        for ((a, b), c) in v.iter().zip(w1).zip(w0) {
+            diff += ((a - b) as f64).powi(2);
+            norm += ((b - c) as f64).powi(2);
+        }
+        let rel = (diff / norm.max(1e-30)).sqrt();
+        eprintln!(
+            "after {} BB steps, {name}: |Δours - Δtorch| / |Δtorch| = {rel:.2e}",
+            theirs.len()
+        );
+        assert!(
+            rel < 0.1,
+            "{name}: the change differs by {rel:.2e} of its norm"
+        );
+    }
+}
