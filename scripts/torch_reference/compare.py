@@ -55,7 +55,8 @@ def our_runs(exp, dirs):
         for path in sorted(glob.glob(os.path.join(d, "units", "*.json"))):
             u = json.load(open(path))
             res = u["result"]
-            epochs = res.get("epochs") or res.get("history") or []
+            res = res.get("curves", res)  # fig4 units: {"curves": run, "grid": ...}
+            epochs = res.get("epochs") or []
             m = re.search(r"(?:^|/)([a-z0-9-]+)/run(\d+)$", u["unit"])
             if m:
                 method, run = m.group(1), int(m.group(2))
@@ -109,6 +110,11 @@ def main():
     os.makedirs(os.path.join(OUT, exp), exist_ok=True)
     ours, theirs = our_runs(exp, a.ours), torch_runs(exp)
     write_ours(exp, ours)
+    # unfinished runs (fewer epochs than the longest of their side) are left out
+    for side in (ours, theirs):
+        for method, runs in side.items():
+            longest = max(len(r) for r in runs.values())
+            side[method] = {k: r for k, r in runs.items() if len(r) == longest}
     methods = [m for m in theirs if m in ours]
     panels = spec["panels"]
     fig, axes = plt.subplots(len(methods), len(panels), figsize=(4.2 * len(panels), 3.2 * len(methods)), squeeze=False)
