@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::{
     ViewTensorRef,
 };
 use dfdx::prelude::*;
-use safetensors::tensor::{Dtype as StDtype, SafeTensors};
+use ::safetensors::tensor::{Dtype as StDtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 
 /// A fixture: its f32 and u8 tensors by name, and its metadata.

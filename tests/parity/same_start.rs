@@ -23,7 +23,7 @@ fn same_start() {
     cfg.milestones = PathConfig::drops_for(12);
     let mut pf = PathFinder::new(cfg.clone(), data.clone()).unwrap();
     let bytes = std::fs::read(dir.join("init.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let init = st
         .tensors()
         .into_iter()
