@@ -1,12 +1,12 @@
 //! Reading the step fixtures written by `scripts/torch_reference/*.py fixture`, moving
 //! named tensors into and out of our models, and comparing with a stated tolerance.
 
+use ::safetensors::tensor::{Dtype as StDtype, SafeTensors};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
     ViewTensorRef,
 };
 use dfdx::prelude::*;
-use ::safetensors::tensor::{Dtype as StDtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 
 /// A fixture: its f32 and u8 tensors by name, and its metadata.
