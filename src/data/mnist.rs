@@ -10,8 +10,8 @@
 //!   number, and that labels are digits. Every failure is an [`MnistError`] naming the
 //!   file; nothing panics on bad input.
 //! * Where: [`locate`] looks, in order, in an explicit directory (`--data-dir`), in
-//!   `$IMLE_DATA_DIR`, in `datasets/mnist/` and in `../shared/datasets/mnist/` (both
-//!   relative to the working directory, then relative to this crate's root), and the
+//!   `$IMLE_DATA_DIR` and in `datasets/mnist/` (relative to the working directory,
+//!   then to this crate's root), and the
 //!   error lists every place it looked and how to get the files.
 //! * Pixels: kept as bytes; [`MnistSplit::batch_f32`] scales them to `[0, 1]` by `/255`,
 //!   **not binarised**, exactly as the official discrete-VAE code (which uses them

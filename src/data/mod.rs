@@ -13,9 +13,8 @@
 //!
 //! **Where.** [`locate`] looks, in order, in an explicit directory (`--data-dir`: if it
 //! lacks a file, that is the error, with no fall-through to the next place),
-//! `$IMLE_DATA_DIR/<name>/` then `$IMLE_DATA_DIR` itself, `datasets/<name>/` and
-//! `../shared/datasets/<name>/` (relative to the working directory, then to this
-//! crate's root). When none holds every file, the error lists each place with what was
+//! `$IMLE_DATA_DIR/<name>/` then `$IMLE_DATA_DIR` itself, and `datasets/<name>/`
+//! (relative to the working directory, then to this crate's root). When none holds every file, the error lists each place with what was
 //! missing there, and how to get the files (`imle-paper data fetch <name>`).
 
 pub mod beer;
@@ -130,12 +129,8 @@ impl DataSet {
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         for (base, what) in [(Path::new("."), "."), (root, "crate root")] {
-            for rel in [
-                format!("datasets/{name}"),
-                format!("../shared/datasets/{name}"),
-            ] {
-                dirs.push((base.join(&rel), format!("{what}/{rel}")));
-            }
+            let rel = format!("datasets/{name}");
+            dirs.push((base.join(&rel), format!("{what}/{rel}")));
         }
         // The same directory reached twice (e.g. cwd = crate root) is looked at once.
         let mut seen = Vec::new();

@@ -53,8 +53,7 @@ pub struct Args {
     /// τ of the Sum-of-Gamma noise [paper: 10].
     #[arg(long, value_parser = super::positive_f64)]
     pub sog_tau: Option<f64>,
-    /// Directory holding the MNIST files (then $IMLE_DATA_DIR, datasets/mnist/,
-    /// ../shared/datasets/mnist/).
+    /// Directory holding the MNIST files (then $IMLE_DATA_DIR, datasets/mnist/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Replace a method's estimator: METHOD=SPEC, repeatable, e.g.

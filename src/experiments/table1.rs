@@ -6,7 +6,7 @@
 //! (`<run-dir>/k10/imle-sog/run0/checkpoint.safetensors`, written after every epoch;
 //! `best.safetensors`, the epoch with the best validation MSE): a killed run resumes
 //! after its last finished epoch. The data are the BeerAdvocate files if the user has
-//! them (`--data-dir`, `$IMLE_DATA_DIR`, `datasets/beer/`, `../shared/datasets/beer/`),
+//! them (`--data-dir`, `$IMLE_DATA_DIR`, `datasets/beer/`),
 //! otherwise the generated look-alike set, written into `datasets/beer/` on first use
 //! (`imle-paper data generate beer`). `--eval CHECKPOINT` evaluates a kept model on any
 //! data set in that layout.
@@ -63,8 +63,8 @@ pub struct Args {
     /// or JSON, see `imle_paper::spec`; e.g. `imle-sog=imle:lambda=100,noise=sog,kappa=10,tau=30`).
     #[arg(long = "spec", value_parser = parse_method_spec)]
     pub specs: Vec<(Method, EstimatorSpec)>,
-    /// Directory of the BeerAdvocate-layout files (then $IMLE_DATA_DIR, datasets/beer/,
-    /// ../shared/datasets/beer/; none there: the generated set is written to datasets/beer/).
+    /// Directory of the BeerAdvocate-layout files (then $IMLE_DATA_DIR, datasets/beer/; none
+    /// there: the generated set is written to datasets/beer/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Evaluate a kept model (a `checkpoint.safetensors` or `best.safetensors` of a run

@@ -1,7 +1,7 @@
 //! Learning to explain (Sec. 6, Table 1; Chen et al. 2018): a selector picks k words of a
 //! review, a predictor rates the aroma from those words alone, trained end to end through
 //! the k-subset layer (I-MLE, STE, SoftSub, L2X, ...). The protocol is the official code's
-//! (see `../shared/PAPER-NOTES.md`): frozen embeddings, MSE on the aroma score, Adam
+//! (tf-imle's L2X notebook): frozen embeddings, MSE on the aroma score, Adam
 //! (Keras defaults), batch 40, 20 epochs, the epoch with the best validation MSE kept,
 //! test-time selection = the top-k of the logits without noise.
 //!

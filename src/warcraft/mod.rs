@@ -2,7 +2,7 @@
 //! network reads the map image and predicts one cost per cell, Dijkstra finds the cheapest
 //! top-left to bottom-right path on those costs, and the loss compares that path with the
 //! true one; the estimators (BB, I-MLE, DPO, ...) differentiate through the solver. The
-//! protocol is the official code's (see `../shared/PAPER-NOTES.md`): Hamming loss, Adam
+//! protocol is the official code's (tf-imle, `WARCRAFT/`): Hamming loss, Adam
 //! lr 5e-4 ×0.1 after epochs 30 and 40, 50 epochs, batch 70, inputs normalised per channel
 //! with training-set statistics, accuracy = share of test maps whose predicted path costs
 //! (in true costs) the optimum.
