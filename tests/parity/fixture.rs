@@ -3,10 +3,10 @@
 
 use ::safetensors::tensor::{Dtype as StDtype, SafeTensors};
 use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    ViewTensorRef,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorName, ViewTensorRef,
 };
 use dfdx::prelude::*;
+use imle_paper::train::{Checkpoint, RunStamp};
 use std::collections::{BTreeMap, HashMap};
 
 /// A fixture: its f32 and u8 tensors by name, and its metadata.
@@ -75,67 +75,45 @@ impl Fixture {
     }
 }
 
-/// Overwrites every tensor of `model` that `values` names (all must be there).
+/// A checkpoint to move named tensors in and out of a model (`Checkpoint::put_model` /
+/// `take_model`, the names `save_safetensors` gives).
+fn scratch() -> Checkpoint {
+    Checkpoint::new(
+        RunStamp {
+            experiment: "parity".into(),
+            config: serde_json::Value::Null,
+            data: None,
+        },
+        Vec::new(),
+    )
+}
+
+/// Every tensor of `model` (parameters and batch-norm statistics) by name.
+pub fn tensors<M: TensorCollection<f32, Cpu>>(model: &M) -> BTreeMap<String, Vec<f32>> {
+    let mut ck = scratch();
+    ck.put_model("m", model);
+    ck.tensors
+        .into_iter()
+        .map(|(k, (_, v))| (k.trim_start_matches("m/").to_string(), v))
+        .collect()
+}
+
+/// Overwrites every tensor of `model` with `values` (each must be there, of its size).
 pub fn set_tensors<M: TensorCollection<f32, Cpu>>(
     model: &mut M,
     values: &BTreeMap<String, Vec<f32>>,
 ) {
-    struct Set<'a>(&'a BTreeMap<String, Vec<f32>>);
-    impl TensorVisitor<f32, Cpu> for Set<'_> {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Cpu;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Cpu>,
-            (t, name): (&mut Tensor<S, f32, Cpu>, String),
-        ) -> Result<Option<Tensor<S, f32, Cpu>>, CpuError> {
-            let v = self
-                .0
-                .get(&name)
-                .unwrap_or_else(|| panic!("no values for {name}"));
-            assert_eq!(v.len(), t.shape().num_elements(), "{name}: size");
-            t.copy_from(v);
-            Ok(None)
-        }
+    let mut ck = scratch();
+    ck.put_model("m", model);
+    for (key, (_, v)) in ck.tensors.iter_mut() {
+        let name = key.trim_start_matches("m/");
+        let new = values
+            .get(name)
+            .unwrap_or_else(|| panic!("no values for {name}"));
+        assert_eq!(new.len(), v.len(), "{name}: size");
+        v.clone_from(new);
     }
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Set(values),
-    })
-    .unwrap();
-}
-
-/// Every tensor of `model` by name; `trainable` only those the optimiser updates.
-pub fn tensors<M: TensorCollection<f32, Cpu>>(
-    model: &M,
-    trainable: bool,
-) -> BTreeMap<String, Vec<f32>> {
-    struct Get(BTreeMap<String, Vec<f32>>, bool);
-    impl TensorVisitor<f32, Cpu> for Get {
-        type Viewer = (ViewTensorRef, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Cpu;
-        fn visit<S: Shape>(
-            &mut self,
-            opts: TensorOptions<S, f32, Cpu>,
-            (t, name): (&Tensor<S, f32, Cpu>, String),
-        ) -> Result<Option<Tensor<S, f32, Cpu>>, CpuError> {
-            if opts.do_gradient_update || !self.1 {
-                self.0.insert(name, t.as_vec());
-            }
-            Ok(None)
-        }
-    }
-    let mut g = Get(BTreeMap::new(), trainable);
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut g,
-    })
-    .unwrap();
-    g.0
+    ck.take_model("m", model).unwrap();
 }
 
 /// The gradient of every trainable tensor of `model` in `grads`, by name.
