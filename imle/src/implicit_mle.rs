@@ -83,6 +83,15 @@ impl ImleSamples {
         self.theta.len() / self.m
     }
 
+    /// What the layer outputs: the sample itself when S = 1, else [`ImleSamples::mean`].
+    pub fn output(&self) -> Vec<f32> {
+        if self.samples == 1 {
+            self.z.clone()
+        } else {
+            self.mean()
+        }
+    }
+
     /// The mean of the S samples, row-major `(B, M)`.
     pub fn mean(&self) -> Vec<f32> {
         mean_over_samples(&self.z, self.m, self.samples)
@@ -202,6 +211,7 @@ impl<S: MapSolver + Clone + 'static> Imle<S> {
             });
         }
         check_finite("noise", &noise)?;
+        // The call counter moves as in `sample`, whose first seed would draw ε.
         let _ = self.state.next_seed();
         let target_seed = self.state.next_seed();
         self.samples_of(theta, m, noise, target_seed)
@@ -326,11 +336,7 @@ impl<S: MapSolver + Clone + 'static> Imle<S> {
     ) -> Result<Tensor<(B, M), f32, D, T>> {
         let shape = *theta.shape();
         let fwd = self.sample_with_noise(&theta.as_vec(), shape.1.size(), noise)?;
-        let out = if fwd.samples == 1 {
-            fwd.z.clone()
-        } else {
-            fwd.mean()
-        };
+        let out = fwd.output();
         let this = self.clone();
         custom_op(
             theta,
@@ -381,12 +387,7 @@ impl<S: MapSolver + Clone + 'static> Estimator for Imle<S> {
 
     fn forward(&self, theta: &[f32], m: usize) -> Result<(Vec<f32>, ImleSamples)> {
         let fwd = self.sample(theta, m)?;
-        let out = if fwd.samples == 1 {
-            fwd.z.clone()
-        } else {
-            fwd.mean()
-        };
-        Ok((out, fwd))
+        Ok((fwd.output(), fwd))
     }
 
     fn backward(&self, saved: &ImleSamples, grad_out: &[f32]) -> Result<Vec<f32>> {

@@ -11,8 +11,8 @@
 //!   file; nothing panics on bad input.
 //! * Where: [`locate`] looks, in order, in an explicit directory (`--data-dir`), in
 //!   `$IMLE_DATA_DIR` and in `datasets/mnist/` (relative to the working directory,
-//!   then to this crate's root), and the
-//!   error lists every place it looked and how to get the files.
+//!   then to this crate's root), and the error lists every place it looked and how to
+//!   get the files.
 //! * Pixels: kept as bytes; [`MnistSplit::batch_f32`] scales them to `[0, 1]` by `/255`,
 //!   **not binarised**, exactly as the official discrete-VAE code (which uses them
 //!   directly as the Bernoulli targets of the BCE).

@@ -14,8 +14,8 @@
 //! **Where.** [`locate`] looks, in order, in an explicit directory (`--data-dir`: if it
 //! lacks a file, that is the error, with no fall-through to the next place),
 //! `$IMLE_DATA_DIR/<name>/` then `$IMLE_DATA_DIR` itself, and `datasets/<name>/`
-//! (relative to the working directory, then to this crate's root). When none holds every file, the error lists each place with what was
-//! missing there, and how to get the files (`imle-paper data fetch <name>`).
+//! (relative to the working directory, then to this crate's root). When none holds every
+//! file, the error lists each place with what was missing there, and how to get the files (`imle-paper data fetch <name>`).
 
 pub mod beer;
 pub mod mnist;

@@ -7,8 +7,8 @@
 //! (`<run-dir>/k12/bb/run0/checkpoint.safetensors`, written after every epoch;
 //! `best.safetensors`, the epoch with the best validation accuracy): a killed run
 //! resumes after its last finished epoch. The data are the data set's files if the user
-//! has them (`--data-dir`, `$IMLE_DATA_DIR`, `datasets/warcraft/`, each with a `KxK/` folder), otherwise generated
-//! look-alike maps, written into `datasets/warcraft/KxK/` on first use (`imle-paper data
+//! has them (`--data-dir`, `$IMLE_DATA_DIR`, `datasets/warcraft/`, each with a `KxK/`
+//! folder), otherwise generated look-alike maps, written into `datasets/warcraft/KxK/` on first use (`imle-paper data
 //! generate warcraft --k K`). `--eval CHECKPOINT` evaluates a kept model on any data set in
 //! that layout.
 
@@ -68,8 +68,8 @@ pub struct Args {
     #[arg(long = "spec", value_parser = parse_method_spec)]
     pub specs: Vec<(Method, EstimatorSpec)>,
     /// Directory of the data set (a `KxK/` folder inside it, or the folder itself; then
-    /// $IMLE_DATA_DIR, datasets/warcraft/; none there: the
-    /// maps are generated into datasets/warcraft/KxK/).
+    /// $IMLE_DATA_DIR, datasets/warcraft/; none there: the maps are generated into
+    /// datasets/warcraft/KxK/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Evaluate a kept model (a `checkpoint.safetensors` or `best.safetensors` of a run
