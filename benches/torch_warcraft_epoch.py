@@ -23,73 +23,11 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scipy_dijkstra import neighbour_pairs  # noqa: E402  (the same graph as the solver bench)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c)
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + x)
-
-
-class CombResnet18Stem(nn.Module):
-    def __init__(self, k):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.layer1 = nn.Sequential(BasicBlock(64), BasicBlock(64))
-        self.pool = nn.AdaptiveMaxPool2d((k, k))
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
-        return self.pool(self.layer1(x)).mean(dim=1)
-
-
-def shortest_path(costs, pairs):
-    k = costs.shape[0]
-    src, dst = pairs
-    g = csr_matrix((costs.ravel()[dst] + 1e-12, (src, dst)), shape=(k * k, k * k))
-    _, pred = dijkstra(g, directed=True, indices=0, return_predecessors=True)
-    z = np.zeros(k * k, dtype=np.float32)
-    v = k * k - 1
-    while v >= 0:
-        z[v] = 1.0
-        v = pred[v]
-    return z.reshape(k, k)
-
-
-def solve_batch(w, pairs):
-    return torch.from_numpy(np.stack([shortest_path(c, pairs) for c in w.detach().numpy()]))
-
-
-class Blackbox(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, w, lam, pairs):
-        z = solve_batch(w, pairs)
-        ctx.save_for_backward(w, z)
-        ctx.lam, ctx.pairs = lam, pairs
-        return z
-
-    @staticmethod
-    def backward(ctx, g):
-        w, z = ctx.saved_tensors
-        w2 = w + ctx.lam * g
-        w2 = w2 - torch.clamp(w2.flatten(1).min(1).values, max=0).view(-1, 1, 1)
-        z2 = solve_batch(w2, ctx.pairs)
-        return -(z - z2) / ctx.lam, None, None
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scripts", "torch_reference"))
+# The network, solver and BB estimator of the PyTorch reference of Table 2.
+from warcraft import CombResnet18, PathThrough, neighbour_pairs, solve_batch  # noqa: E402
 
 
 def main():
@@ -110,7 +48,7 @@ def main():
     paths = torch.from_numpy(load("train", "shortest_paths").astype(np.float32))
     k = paths.shape[1]
     pairs = neighbour_pairs(k)
-    net = CombResnet18Stem(k)
+    net = CombResnet18(k)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     rng = np.random.default_rng(0)
     for epoch in range(1, a.epochs + 1):
@@ -120,7 +58,7 @@ def main():
         for i in range(0, a.maps, 70):
             idx = order[i:i + 70]
             x, t = norm(maps[idx]), paths[idx]
-            z = Blackbox.apply(net(x), 20.0, pairs)
+            z = PathThrough.apply(net(x), 20.0, 1.0, pairs)
             loss = (z * (1 - t) + (1 - z) * t).mean(0).sum()
             opt.zero_grad()
             loss.backward()
