@@ -235,16 +235,23 @@ def train(a):
     held = rng.permutation(len(data.xhe))
     val, test = held[: len(held) // 2], held[len(held) // 2:]
     net = Explainer()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-    log = EpochCsv(a.out, ["epoch", "train_mse", "val_mse", "test_mse", "precision", "train_seconds"])
     n = len(data.xtr)
+    same = SameStart(a.same_start, net, rng, a.epochs, n) if a.same_start else None
+    dropout = 0.0 if same else 0.2
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    fields = ["epoch", "train_mse", "val_mse", "test_mse", "precision", "train_seconds"]
+    log = EpochCsv(a.out, fields + (["heldout_mse"] if same else []))
     for epoch in range(1, a.epochs + 1):
         t0, order, losses = time.perf_counter(), rng.permutation(n), []
+        if same:
+            order = same.order[epoch - 1]
         for i in range(0, n, a.batch):
             b = order[i:i + a.batch]
             x = data.embed(data.xtr[b])
-            theta = net.logits(x, dropout=0.2)
-            z, _ = relaxed(a.method, theta, a.k, a.tau)
+            theta = net.logits(x, dropout=dropout)
+            z, noise = relaxed(a.method, theta, a.k, a.tau)
+            if same:
+                same.noise.append(noise.numpy().ravel())
             loss = F.mse_loss(net.predict(x, z, a.k).squeeze(1), data.ytr[b])
             opt.zero_grad()
             loss.backward()
@@ -254,10 +261,46 @@ def train(a):
         row = dict(epoch=epoch, train_mse=np.mean(losses), val_mse=mse(net, data, val, a.k),
                    test_mse=mse(net, data, test, a.k), precision=precision(net, data, a.k),
                    train_seconds=round(secs, 2))
+        if same:
+            row["heldout_mse"] = mse(net, data, np.arange(len(data.xhe)), a.k)
+            same.save_noise()
         log.add(row)
         print(f"{a.method} seed {a.seed} epoch {epoch}: mse {row['train_mse']:.4f}, val "
               f"{row['val_mse']:.4f}, test {row['test_mse']:.4f}, precision "
               f"{row['precision']:.3f}, {secs:.1f} s", flush=True)
+
+
+class SameStart:
+    """`--same-start DIR`: a run that `cargo test --release --test parity explain_same_start
+    -- --ignored` can repeat step for step. The initial weights (`DIR/init.safetensors`,
+    our names) and the batch order (`DIR/order.npy`, epochs x reviews) are read if present,
+    else drawn here and written; dropout is off, and every step's noise is written to
+    `DIR/noise.npy` (float32, the steps' draws concatenated) for our side to reuse."""
+
+    def __init__(self, folder, net, rng, epochs, n):
+        from safetensors.numpy import load_file, save_file
+
+        os.makedirs(folder, exist_ok=True)
+        self.folder, self.noise = folder, []
+        init = os.path.join(folder, "init.safetensors")
+        if os.path.exists(init):
+            weights = load_file(init)
+            with torch.no_grad():
+                for name, t in net.named_like_ours().items():
+                    t.copy_(torch.from_numpy(weights[name]).view_as(t))
+        else:
+            save_file({k: v.detach().numpy().copy() for k, v in net.named_like_ours().items()},
+                      init)
+        order = os.path.join(folder, "order.npy")
+        if os.path.exists(order):
+            self.order = np.load(order)
+        else:
+            self.order = np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
+            np.save(order, self.order)
+
+    def save_noise(self):
+        np.save(os.path.join(self.folder, "noise.npy"),
+                np.concatenate(self.noise).astype(np.float32))
 
 
 def fixture(a):
@@ -319,6 +362,9 @@ def main():
     t.add_argument("--batch", type=int, default=40)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", required=True)
+    t.add_argument("--same-start", metavar="DIR",
+                   help="dropout off; initial weights and batch order from / to DIR, the noise "
+                        "of every step written there (see SameStart)")
     f = sub.add_parser("fixture")
     f.add_argument("--batch", type=int, default=4)
     f.add_argument("--maxlen", type=int, default=24)

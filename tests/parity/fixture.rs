@@ -19,8 +19,15 @@ pub struct Fixture {
 impl Fixture {
     /// Reads `tests/fixtures/<name>`.
     pub fn load(name: &str) -> Fixture {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Self::load_path(&format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    }
+
+    /// Reads the safetensors file `path` (f32 and u8 tensors).
+    pub fn load_path(path: &str) -> Fixture {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let (_, header) = SafeTensors::read_metadata(&bytes).expect("a safetensors header");
         let st = SafeTensors::deserialize(&bytes).expect("a safetensors file");
         let mut fx = Fixture {
@@ -46,6 +53,14 @@ impl Fixture {
             }
         }
         fx
+    }
+
+    /// Every f32 tensor's values by name.
+    pub fn values(&self) -> BTreeMap<String, Vec<f32>> {
+        self.f32
+            .iter()
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The f32 tensor `name`'s values.
