@@ -181,6 +181,7 @@ fn data_list() {
 }
 
 fn main() -> std::process::ExitCode {
+    end_quietly_on_a_closed_pipe();
     imle_paper::run::tune_allocator();
     let cli = Cli::parse();
     match real_main(cli) {
@@ -189,6 +190,19 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `imle-paper ... | head`: when the reader closes the pipe, the next write ends the
+/// process as it does any Unix tool (SIGPIPE), instead of Rust's default of ignoring the
+/// signal and panicking in `println!`. Nothing finished is lost: units and checkpoints
+/// are written before the lines that report them.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

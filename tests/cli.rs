@@ -337,6 +337,28 @@ fn data_list_names_every_data_set_and_where_it_is() {
     );
 }
 
+/// `imle-paper ... | head`: a reader that closes the pipe ends the run quietly (SIGPIPE,
+/// as any Unix tool), never with a panic.
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imle-paper"))
+        .args(["data", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
+    }
+}
+
 /// Quick runs write to figures/quick/ by default and never replace a full-protocol record
 /// without --overwrite (checked before anything is written).
 #[test]
