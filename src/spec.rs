@@ -28,6 +28,7 @@ use imle::loss::ScoreFunction;
 use imle::prelude::*;
 use imle::target::AdaptiveLambda;
 use imle::ImleDevice;
+use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -52,7 +53,7 @@ pub enum NoiseSpec {
         s: usize,
     },
     /// Diagnostic: the official VAE notebook's rate-parameterised SoG
-    /// ([`crate::vae::latent::OfficialRateSog`]).
+    /// ([`OfficialRateSog`]).
     OfficialRateSog {
         /// κ.
         kappa: f64,
@@ -72,7 +73,7 @@ impl NoiseSpec {
             NoiseSpec::SumOfGamma { kappa, tau, s } => Noise::sum_of_gamma(*kappa, *tau, *s)?,
             NoiseSpec::OfficialRateSog { kappa, tau, s } => Noise::custom(
                 "official rate-form SoG",
-                crate::vae::latent::OfficialRateSog::new(*kappa, *tau, *s)?,
+                OfficialRateSog::new(*kappa, *tau, *s)?,
             ),
         })
     }
@@ -464,6 +465,45 @@ impl std::str::FromStr for EstimatorSpec {
             bail!("'{kind}' has no parameter '{k}'");
         }
         Ok(spec)
+    }
+}
+
+/// The official notebook's SoG noise, `(τ/κ)(Σ_{i=1..s} Gamma(shape 1/κ, scale i/κ) − ln s)`
+/// (TensorFlow's `tf.random.gamma(shape, 1/k, k/i)` takes `k/i` as a *rate*), as a
+/// `rand_distr` distribution for [`Noise::custom`].
+#[derive(Debug, Clone)]
+pub struct OfficialRateSog {
+    gammas: Vec<Gamma<f64>>,
+    scale: f64,
+    ln_s: f64,
+}
+
+impl OfficialRateSog {
+    /// κ > 0, τ > 0, s >= 1 terms.
+    pub fn new(kappa: f64, tau: f64, s: usize) -> imle::Result<Self> {
+        let invalid = || imle::Error::InvalidParameter {
+            name: "kappa",
+            value: kappa,
+            reason: "must be finite and > 0, with s >= 1",
+        };
+        if !(kappa.is_finite() && kappa > 0.0 && tau.is_finite() && tau > 0.0 && s >= 1) {
+            return Err(invalid());
+        }
+        let gammas = (1..=s)
+            .map(|i| Gamma::new(1.0 / kappa, i as f64 / kappa).map_err(|_| invalid()))
+            .collect::<imle::Result<_>>()?;
+        Ok(Self {
+            gammas,
+            scale: tau / kappa,
+            ln_s: (s as f64).ln(),
+        })
+    }
+}
+
+impl Distribution<f32> for OfficialRateSog {
+    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        let sum: f64 = self.gammas.iter().map(|g| g.sample(rng)).sum();
+        (self.scale * (sum - self.ln_s)) as f32
     }
 }
 

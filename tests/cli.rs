@@ -355,7 +355,12 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "ended by SIGPIPE: {:?}",
+            out.status
+        );
     }
 }
 

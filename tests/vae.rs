@@ -310,7 +310,7 @@ fn official_rate_sog_noise_has_the_moments_of_the_notes() {
     // PAPER-NOTES: at κ = τ = s = 10 the rate-parameterised noise has mean
     // Σ_i (1/κ)(i/κ) − ln 10 = 0.55 − 2.303 ≈ −1.75 and std sqrt(Σ_i (1/κ)(i/κ)²) ≈ 0.62.
     let mut v = vec![0.0f32; 200_000];
-    let dist = imle_paper::vae::latent::OfficialRateSog::new(10.0, 10.0, 10).unwrap();
+    let dist = imle_paper::spec::OfficialRateSog::new(10.0, 10.0, 10).unwrap();
     imle::Noise::custom("rate-form SoG", dist).fill(5, &mut v);
     let n = v.len() as f64;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;

@@ -22,8 +22,8 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffers::{advise_huge, out_vec, Buf};
-use crate::conv2d::read;
 use crate::error::{or_panic, ConvError};
+use crate::tape::read;
 
 /// Which statistics [`batch_norm2d`] normalises with.
 #[derive(Debug)]

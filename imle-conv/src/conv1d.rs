@@ -12,9 +12,10 @@ use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
 use rand::distributions::Uniform;
 
-use crate::conv2d::{conv_op, out_size};
+use crate::conv2d::conv_op;
 use crate::error::{or_panic, ConvError};
-use crate::kernel::Geom;
+use crate::geom::out_size;
+use crate::geom::Geom;
 
 /// Zero padding of a 1-d convolution or pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use rand::distributions::uniform::SampleUniform;
 use rand::distributions::Uniform;
 
 use crate::buffers::{out_vec, Buf};
-use crate::conv2d::read;
-use crate::kernel::{sgemm, sgemm_raw};
+use crate::gemm::{sgemm, sgemm_raw};
+use crate::tape::read;
 use rayon::prelude::*;
 
 /// [`sgemm_cols`] split by rows instead: each thread multiplies its block of rows of `a`

@@ -1,4 +1,4 @@
-//! CPU kernels on plain `f32` slices in NCHW layout: GEMM, im2col / col2im and the
+//! CPU kernels on plain `f32` slices in NCHW layout: im2col / col2im and the
 //! convolution forward / backward passes built from them.
 //!
 //! A 1-d convolution is a 2-d one with `h = kh = sh = 1` and no vertical padding, so
@@ -8,160 +8,9 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffers::Buf;
+use crate::gemm::sgemm;
+use crate::geom::Geom;
 use crate::winograd::{WinoScratch, Winograd};
-
-/// Geometry of a 2-d window operation (convolution or pooling) on one image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Geom {
-    /// Input channels.
-    pub c: usize,
-    /// Input height and width.
-    pub h: usize,
-    pub w: usize,
-    /// Kernel height and width.
-    pub kh: usize,
-    pub kw: usize,
-    /// Strides.
-    pub sh: usize,
-    pub sw: usize,
-    /// Padding before (top, left); the padding after is implied by `oh`, `ow`.
-    pub ph: usize,
-    pub pw: usize,
-    /// Output height and width.
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl Geom {
-    /// Rows of the im2col matrix: `c * kh * kw`.
-    pub fn ckk(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-    /// Output positions per channel: `oh * ow`.
-    pub fn p(&self) -> usize {
-        self.oh * self.ow
-    }
-    /// Input elements per image.
-    pub fn chw(&self) -> usize {
-        self.c * self.h * self.w
-    }
-    /// True when the im2col matrix is the input itself (1x1 kernel, stride 1, no padding).
-    fn is_identity(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
-    }
-    /// The output columns `ox` whose input column `ox * sw + kx - pw` lies inside `0..w`.
-    #[inline]
-    fn valid_cols(&self, kx: usize) -> (usize, usize) {
-        valid_range(self.w, self.ow, self.sw, kx, self.pw)
-    }
-    #[inline]
-    fn valid_rows(&self, ky: usize) -> (usize, usize) {
-        valid_range(self.h, self.oh, self.sh, ky, self.ph)
-    }
-}
-
-/// `lo..hi` = the outputs `o` with `0 <= o * s + k - p < n`.
-#[inline]
-pub(crate) fn valid_range(n: usize, on: usize, s: usize, k: usize, p: usize) -> (usize, usize) {
-    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
-    // o * s + k - p <= n - 1  <=>  o <= (n - 1 + p - k) / s
-    let hi = if n + p > k {
-        ((n - 1 + p - k) / s + 1).min(on)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
-}
-
-/// `c[m, n] (+)= a[m, k] * b[k, n]` for strided matrices (row stride, column stride).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn sgemm(
-    (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    parallel: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                c[i * c_rs..i * c_rs + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    debug_assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-    debug_assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    debug_assert!(c.len() >= (m - 1) * c_rs + n);
-    let par = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserted bounds above keep every access inside the slices.
-    unsafe {
-        sgemm_raw(
-            (m, n, k),
-            a.as_ptr(),
-            (a_rs, a_cs),
-            b.as_ptr(),
-            (b_rs, b_cs),
-            c.as_mut_ptr(),
-            c_rs,
-            accumulate,
-            par,
-        )
-    }
-}
-
-/// [`sgemm`] on raw pointers, for callers that split one output among threads.
-///
-/// # Safety
-/// `a`, `b` and `c` must be valid for every element the strides address
-/// (`m x k`, `k x n`, `m x n`), and no other thread may access `c`'s elements.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) unsafe fn sgemm_raw(
-    (m, n, k): (usize, usize, usize),
-    a: *const f32,
-    (a_rs, a_cs): (usize, usize),
-    b: *const f32,
-    (b_rs, b_cs): (usize, usize),
-    c: *mut f32,
-    c_rs: usize,
-    accumulate: bool,
-    par: gemm::Parallelism,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        c_rs as isize,
-        accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        par,
-    )
-}
 
 /// Unfold one image `x[c, h, w]` into `col[(c, ky, kx), (oy, ox)]`.
 ///
@@ -489,32 +338,5 @@ pub(crate) fn conv_backward(
     match &wino {
         Some((wg, _)) => wg.kernel_t(&total, o, g.c, gw),
         None => gw.iter_mut().zip(&total).for_each(|(s, v)| *s += v),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn valid_range_matches_brute_force() {
-        for n in 1..7 {
-            for s in 1..4 {
-                for k in 0..5 {
-                    for p in 0..4 {
-                        if n + 2 * p < k + 1 {
-                            continue;
-                        }
-                        let on = (n + 2 * p - (k + 1)) / s + 1;
-                        let (lo, hi) = valid_range(n, on, s, k, p);
-                        let want: Vec<usize> = (0..on)
-                            .filter(|&o| o * s + k >= p && o * s + k - p < n)
-                            .collect();
-                        let got: Vec<usize> = (lo..hi).collect();
-                        assert_eq!(got, want, "n={n} s={s} k={k} p={p}");
-                    }
-                }
-            }
-        }
     }
 }

@@ -51,9 +51,12 @@ mod conv1d;
 mod conv2d;
 mod dense;
 mod error;
+mod gemm;
+mod geom;
 mod kernel;
 mod pool;
 mod relu;
+mod tape;
 mod winograd;
 
 pub use batchnorm::{batch_norm2d, BatchNorm2D, BatchNormReLU2D, BnMode};

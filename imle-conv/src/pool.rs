@@ -10,9 +10,10 @@ use dfdx::tensor::{Cpu, CpuError, PutTape, SplitTape, Tape, Tensor, TensorFromVe
 use rayon::prelude::*;
 
 use crate::buffers::{out_vec, Buf};
-use crate::conv2d::{out_size, read, record_backward};
 use crate::error::{or_panic, ConvError};
-use crate::kernel::Geom;
+use crate::geom::out_size;
+use crate::geom::Geom;
+use crate::tape::{read, record_backward};
 
 /// Planes per parallel task: enough work to amortise rayon's overhead.
 pub(crate) fn planes_per_task(plane: usize) -> usize {

@@ -12,7 +12,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffers::out_vec;
-use crate::conv2d::{read, record_backward};
+use crate::tape::{read, record_backward};
 
 /// Elements per parallel task: the VAE's activations (at most 51,200 values) run in one
 /// pass on the calling thread, the selector's (1.4 M) are split over the threads.

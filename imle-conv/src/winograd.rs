@@ -20,7 +20,8 @@
 //! zero), at the price of `1 / tx` more GEMM work.
 
 use crate::buffers::Buf;
-use crate::kernel::{sgemm, Geom};
+use crate::gemm::sgemm;
+use crate::geom::Geom;
 use multiversion::multiversion;
 
 /// `v = Bᵀ d` for tiles whose inputs are `(a[m], b[m], a[m + s], b[m + s])`.

@@ -10,9 +10,8 @@
 
 use super::latent::Latent;
 use super::model::{
-    params, vae_loss, vae_tensors, VaeModel, BLOCKS, CATS, LATENT, N_PARAMS, PIXELS,
+    params, vae_loss, vae_tensors, LossParts, VaeModel, BLOCKS, CATS, LATENT, N_PARAMS, PIXELS,
 };
-use super::train::LossParts;
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use imle::ImleDevice;

@@ -298,3 +298,36 @@ pub fn vae_loss_f64(x_logits: &[f32], x: &[f32], logits: &[f32], b: usize, m: us
 pub fn sigmoid(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect()
 }
+
+/// Mean loss parts over batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LossParts {
+    /// Total.
+    pub loss: f64,
+    /// Reconstruction.
+    pub recon: f64,
+    /// KL.
+    pub kl: f64,
+}
+
+impl LossParts {
+    /// The parts as named metrics (`loss`, `recon`, `kl`).
+    pub fn metrics(&self) -> crate::train::Metrics {
+        crate::train::Metrics::from([
+            ("loss".to_string(), self.loss),
+            ("recon".to_string(), self.recon),
+            ("kl".to_string(), self.kl),
+        ])
+    }
+
+    /// The mean of per-batch parts (summed in order, then divided).
+    pub(crate) fn mean(parts: &[LossParts]) -> LossParts {
+        let k = parts.len() as f64;
+        let sum = |f: fn(&LossParts) -> f64| parts.iter().map(f).sum::<f64>() / k;
+        LossParts {
+            loss: sum(|p| p.loss),
+            recon: sum(|p| p.recon),
+            kl: sum(|p| p.kl),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::device::{self, Backend, Passes};
 use super::latent::{Blocks, Latent, LatentConfig, Method};
-use super::model::{self, vae_loss_host, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
+use super::model::{self, vae_loss_host, LossParts, VaeModel, BLOCKS, CATS, LATENT, PIXELS};
 use crate::data::mnist::MnistSplit;
 use crate::run::{stream_seed, tag_seed};
 use crate::train::{
@@ -67,39 +67,6 @@ impl VaeConfig {
         Self {
             epochs: 0,
             ..self.clone()
-        }
-    }
-}
-
-/// Mean loss parts over batches.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LossParts {
-    /// Total.
-    pub loss: f64,
-    /// Reconstruction.
-    pub recon: f64,
-    /// KL.
-    pub kl: f64,
-}
-
-impl LossParts {
-    /// The parts as named metrics (`loss`, `recon`, `kl`).
-    pub fn metrics(&self) -> Metrics {
-        Metrics::from([
-            ("loss".to_string(), self.loss),
-            ("recon".to_string(), self.recon),
-            ("kl".to_string(), self.kl),
-        ])
-    }
-
-    /// The mean of per-batch parts (summed in order, then divided).
-    fn mean(parts: &[LossParts]) -> LossParts {
-        let k = parts.len() as f64;
-        let sum = |f: fn(&LossParts) -> f64| parts.iter().map(f).sum::<f64>() / k;
-        LossParts {
-            loss: sum(|p| p.loss),
-            recon: sum(|p| p.recon),
-            kl: sum(|p| p.kl),
         }
     }
 }
