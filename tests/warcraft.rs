@@ -510,7 +510,7 @@ fn data6() -> Arc<warcraft::Warcraft> {
 
 #[test]
 fn a_short_run_learns_and_resume_equals_uninterrupted() {
-    use imle_paper::experiments::table2::{train_run, CHECKPOINT};
+    use imle_paper::experiments::trained::{train_run, CHECKPOINT};
     use imle_paper::train::Checkpoint;
     let data = data6();
     let ctx = RunContext::new(tempfile::tempdir().unwrap().path());
@@ -642,7 +642,10 @@ fn the_committed_record_restores_its_finished_runs() {
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     for (name, run) in &restored {
-        assert_eq!(*name, table2::unit_name(&run.config));
+        assert_eq!(
+            *name,
+            imle_paper::experiments::trained::unit_name(&run.config)
+        );
         assert!(run.complete && run.examples.is_some(), "{name}");
         assert_eq!(run.epochs.len(), run.config.epochs, "{name}");
         let row = rows

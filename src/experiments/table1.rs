@@ -11,19 +11,19 @@
 //! (`imle-paper data generate beer`). `--eval CHECKPOINT` evaluates a kept model on any
 //! data set in that layout.
 
+use super::trained::{self, unit_name, TrainedRun};
 use super::{positive_usize, Experiment, Profile, Report, RunContext};
 use crate::data::beer::{self, generate::GeneratorConfig, Beer};
 use crate::explain::{ExplainConfig, Explainer, Method};
 use crate::output::Table;
 use crate::plot::{Figure, MarkedWord, Panel, WordPanel};
-use crate::run::log_line;
 use crate::spec::EstimatorSpec;
 use crate::stats::{mean_std, median};
-use crate::train::{Checkpoint, EpochRecord, KeepBest, RunStamp, Trainer};
+use crate::train::{Checkpoint, EpochRecord};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Command-line overrides of Table 1 (defaults: the official protocol).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -99,43 +99,10 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Where the data are, generating the default set into `datasets/beer/` when none is
-/// found and no `--data-dir` was given; `(dir, generator settings if generated)`.
-pub fn locate_data(data_dir: Option<&Path>) -> Result<(PathBuf, Option<GeneratorConfig>)> {
-    static REF: &crate::data::DataSet = &beer::DATASET;
-    let dir = match REF.locate(data_dir) {
-        Ok(d) => d,
-        Err(e) if data_dir.is_some() => return Err(e.into()),
-        Err(_) => {
-            let dir = PathBuf::from("datasets/beer");
-            let cfg = GeneratorConfig::default();
-            beer::generate::write(&cfg, &dir)?;
-            println!(
-                "table1: no BeerAdvocate files found; generated the default look-alike set \
-                 (seed {}) into {} (`imle-paper data generate beer` does this)",
-                cfg.seed,
-                dir.display()
-            );
-            dir
-        }
-    };
-    let generated = std::fs::read_to_string(dir.join(beer::GENERATOR_FILE))
-        .ok()
-        .map(|t| serde_json::from_str::<GeneratorConfig>(&t))
-        .transpose()
-        .with_context(|| {
-            format!(
-                "{} is not a generator record",
-                dir.join(beer::GENERATOR_FILE).display()
-            )
-        })?;
-    Ok((dir, generated))
-}
-
 impl Args {
     /// The configuration for `profile`.
     pub fn resolve(&self, profile: Profile) -> Result<Config> {
-        let (_, generated) = locate_data(self.data_dir.as_deref())?;
+        let (_, generated) = beer::find_or_generate(self.data_dir.as_deref())?;
         let maxlen = self.maxlen.unwrap_or(match &generated {
             Some(g) => g.long_length,
             None => beer::PAPER_MAXLEN,
@@ -196,122 +163,84 @@ impl Args {
     }
 }
 
-/// The unit name of a run: `k10/imle-sog/run0`.
-pub fn unit_name(c: &ExplainConfig) -> String {
-    format!("k{}/{}/run{}", c.k, c.method.name(), c.run)
-}
-
 /// The data set, read once per process (every unit trains on it).
 fn beer_data(dir: Option<&Path>, maxlen: usize) -> Result<Arc<Beer>> {
-    type Cache = Option<(PathBuf, usize, Arc<Beer>)>;
-    static CACHE: Mutex<Cache> = Mutex::new(None);
-    let (found, _) = locate_data(dir)?;
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((d, l, data)) = cache.as_ref() {
-        if *d == found && *l == maxlen {
-            return Ok(data.clone());
-        }
-    }
-    let data = Arc::new(beer::load_from(&found, maxlen)?);
-    println!(
-        "table1: {} ({} training, {} held-out, {} annotated reviews; vocabulary {}, {:.0} % \
-         with an embedding)",
-        data.dir.display(),
-        data.train.len(),
-        data.heldout.len(),
-        data.annotated.len(),
-        data.vocab.len(),
-        100.0 * data.embedded_share
-    );
-    *cache = Some((found, maxlen, data.clone()));
-    Ok(data)
-}
-
-/// The result of one run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResult {
-    /// Its configuration.
-    pub config: ExplainConfig,
-    /// Whether all epochs are done.
-    pub complete: bool,
-    /// One record per finished epoch (`val_mse`, `test_mse`, `precision`).
-    pub epochs: Vec<EpochRecord>,
-    /// A few annotated reviews with the best model's selection (absent for a partial run).
-    pub examples: Option<Vec<Vec<MarkedWord>>>,
-}
-
-impl RunResult {
-    /// The epoch with the lowest validation MSE (the official model checkpoint).
-    pub fn best(&self) -> Option<&EpochRecord> {
-        self.epochs
-            .iter()
-            .filter(|r| r.eval("val_mse").is_finite())
-            .min_by(|a, b| a.eval("val_mse").total_cmp(&b.eval("val_mse")))
-    }
-}
-
-fn run_config(cfg: &Config, unit: &str, seed: u64) -> Result<ExplainConfig> {
-    let c = cfg
-        .runs
-        .iter()
-        .find(|c| unit_name(c) == unit)
-        .with_context(|| format!("table1 has no unit '{unit}'"))?;
-    // Runs of the same index share their seed (initialisation and split) across methods:
-    // a paired comparison.
-    Ok(ExplainConfig {
-        seed: crate::run::derive_seed(seed, "table1/run", c.run as u64),
-        ..c.clone()
-    })
-}
-
-fn stamp(c: &ExplainConfig, data: &Beer) -> Result<RunStamp> {
-    Ok(RunStamp {
-        experiment: "table1".into(),
-        config: serde_json::to_value(c.without_epochs())?,
-        data: Some(("beer".into(), data.checksum.clone())),
-    })
-}
-
-/// Checkpoint file names in a run folder.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// The best-validation checkpoint.
-pub const BEST: &str = "best.safetensors";
-
-/// Trains (or resumes) one run in `dir`; keeps `best.safetensors` up to date.
-pub fn train_run(
-    c: &ExplainConfig,
-    data: Arc<Beer>,
-    dir: &Path,
-    ctx: &RunContext,
-) -> Result<Explainer> {
-    let mut learner = Explainer::new(c.clone(), data.clone())?;
-    let mut trainer = Trainer::new(stamp(c, &data)?, c.epochs, c.batch, c.seed, c.adam.lr);
-    trainer.checkpoint = Some(dir.join(CHECKPOINT));
-    trainer.label = unit_name(c);
-    trainer.progress = ctx.progress;
-    trainer.keep_best = Some(KeepBest {
-        path: dir.join(BEST),
-        metric: "val_mse".into(),
-        maximise: false,
-    });
-    let pb = ctx.progress(0, "");
-    let label = unit_name(c);
-    trainer.fit(&mut learner, Vec::new(), |r| {
-        log_line(
-            &pb,
-            &format!(
-                "{label:>22} epoch {:>2}: train MSE {:.4}  val {:.4}  test {:.4}  precision {:.1} %  {:.1}+{:.1} s",
-                r.epoch,
-                r.train("mse"),
-                r.eval("val_mse"),
-                r.eval("test_mse"),
-                100.0 * r.eval("precision"),
-                r.train_seconds,
-                r.eval_seconds
-            ),
+    let (found, _) = beer::find_or_generate(dir)?;
+    trained::cached(format!("{}:{maxlen}", found.display()), || {
+        let data = beer::load_from(&found, maxlen)?;
+        println!(
+            "table1: {} ({} training, {} held-out, {} annotated reviews; vocabulary {}, {:.0} % \
+             with an embedding)",
+            data.dir.display(),
+            data.train.len(),
+            data.heldout.len(),
+            data.annotated.len(),
+            data.vocab.len(),
+            100.0 * data.embedded_share
         );
-    })?;
-    Ok(learner)
+        Ok(data)
+    })
+}
+
+/// The result of one run (`examples`: a few annotated reviews with the best model's
+/// selection).
+pub type RunResult = trained::RunOf<ExplainConfig>;
+
+impl TrainedRun for ExplainConfig {
+    const EXPERIMENT: &'static str = "table1";
+    const BEST: (&'static str, bool) = ("val_mse", false);
+    type Data = Beer;
+    type Learner = Explainer;
+    type Examples = Vec<Vec<MarkedWord>>;
+
+    fn unit_parts(&self) -> (usize, &'static str, usize) {
+        (self.k, self.method.name(), self.run)
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+    fn without_epochs(&self) -> Self {
+        ExplainConfig::without_epochs(self)
+    }
+    fn batch_and_lr(&self) -> (usize, f64) {
+        (self.batch, self.adam.lr)
+    }
+    fn data(&self, data_dir: Option<&Path>) -> Result<Arc<Beer>> {
+        beer_data(data_dir, self.maxlen)
+    }
+    fn identity(&self, data: &Beer) -> (String, String) {
+        ("beer".into(), data.checksum.clone())
+    }
+    fn learner(&self, data: Arc<Beer>) -> Result<Explainer> {
+        Explainer::new(self.clone(), data)
+    }
+    fn log_line(&self, r: &EpochRecord) -> String {
+        format!(
+            "{:>22} epoch {:>2}: train MSE {:.4}  val {:.4}  test {:.4}  precision {:.1} %  {:.1}+{:.1} s",
+            unit_name(self),
+            r.epoch,
+            r.train("mse"),
+            r.eval("val_mse"),
+            r.eval("test_mse"),
+            100.0 * r.eval("precision"),
+            r.train_seconds,
+            r.eval_seconds
+        )
+    }
+    /// Three annotated reviews with the selection of the best-validation model.
+    fn examples(&self, learner: &mut Explainer, dir: &Path) -> Result<Vec<Vec<MarkedWord>>> {
+        let best = Checkpoint::load(&dir.join(trained::BEST))?;
+        learner
+            .model_from(&best)
+            .with_context(|| format!("loading {}", dir.join(trained::BEST).display()))?;
+        examples(learner, 3)
+    }
 }
 
 /// The first `n` annotated reviews with `learner`'s test-time selection marked.
@@ -347,14 +276,6 @@ pub fn examples(learner: &Explainer, n: usize) -> Result<Vec<Vec<MarkedWord>>> {
         .collect())
 }
 
-/// The run folder of a unit.
-pub fn run_dir(ctx: &RunContext, c: &ExplainConfig) -> PathBuf {
-    ctx.run_dir_of("table1")
-        .join(format!("k{}", c.k))
-        .join(c.method.name())
-        .join(format!("run{}", c.run))
-}
-
 /// Table 1 on the framework: one unit per (k, method, run).
 pub struct Table1;
 
@@ -373,37 +294,10 @@ impl Experiment for Table1 {
         cfg.runs.iter().map(unit_name).collect()
     }
     fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<RunResult> {
-        let c = run_config(cfg, unit, ctx.seed)?;
-        let data = beer_data(cfg.data_dir.as_deref(), c.maxlen)?;
-        let dir = run_dir(ctx, &c);
-        if ctx.fresh {
-            Checkpoint::remove_all(&dir, &[CHECKPOINT, BEST])?;
-        }
-        let mut learner = train_run(&c, data, &dir, ctx)?;
-        let history = Checkpoint::load(&dir.join(CHECKPOINT))?.header.history;
-        let best = Checkpoint::load(&dir.join(BEST))?;
-        learner
-            .model_from(&best)
-            .with_context(|| format!("loading {}", dir.join(BEST).display()))?;
-        Ok(RunResult {
-            complete: history.len() >= c.epochs,
-            examples: Some(examples(&learner, 3)?),
-            config: c,
-            epochs: history,
-        })
+        trained::compute(&cfg.runs, cfg.data_dir.as_deref(), unit, ctx)
     }
     fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<RunResult>> {
-        let c = run_config(cfg, unit, ctx.seed)?;
-        let path = run_dir(ctx, &c).join(CHECKPOINT);
-        let config = serde_json::to_value(c.without_epochs())?;
-        Ok(
-            Checkpoint::history_for(&path, &config)?.map(|epochs| RunResult {
-                complete: epochs.len() >= c.epochs,
-                config: c,
-                epochs,
-                examples: None,
-            }),
-        )
+        trained::partial(&cfg.runs, unit, ctx)
     }
     fn report(
         cfg: &Config,
@@ -703,7 +597,7 @@ pub fn evaluate_checkpoint(path: &Path, data_dir: Option<&Path>) -> Result<Vec<S
     c.epochs = ck.header.history.len();
     let data = Arc::new(match data_dir {
         Some(d) => beer::load(Some(d), c.maxlen)?,
-        None => beer::load_from(&locate_data(None)?.0, c.maxlen)?,
+        None => beer::load_from(&beer::find_or_generate(None)?.0, c.maxlen)?,
     });
     let mut learner = Explainer::new(c.clone(), data.clone())?;
     learner.model_from(&ck)?;

@@ -12,19 +12,19 @@
 //! generate warcraft --k K`). `--eval CHECKPOINT` evaluates a kept model on any data set in
 //! that layout.
 
+use super::trained::{self, unit_name, TrainedRun};
 use super::{positive_usize, Experiment, Profile, Report, RunContext};
-use crate::data::warcraft::{self, generate::GeneratorConfig, generate::GeneratorRecord, Warcraft};
+use crate::data::warcraft::{self, generate::GeneratorRecord, Warcraft};
 use crate::output::Table;
 use crate::plot::{Figure, Panel, PathPanel};
-use crate::run::log_line;
 use crate::spec::EstimatorSpec;
 use crate::stats::{mean_std, median};
-use crate::train::{Checkpoint, EpochRecord, KeepBest, RunStamp, Trainer};
+use crate::train::{Checkpoint, EpochRecord, Trainer};
 use crate::warcraft::{Method, NegativeCostPolicy, PathConfig, PathFinder};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Command-line overrides of Table 2 (defaults: the official protocol).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -105,37 +105,14 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Where the `k x k` data are, generating the data set's sizes into
-/// `datasets/warcraft/KxK/` when none is found and no `--data-dir` was given; `(dir,
-/// generator record if generated)`.
-pub fn locate_data(
-    data_dir: Option<&Path>,
-    k: usize,
-) -> Result<(PathBuf, Option<GeneratorRecord>)> {
-    let dir = match warcraft::locate(data_dir, k) {
-        Ok(d) => d,
-        Err(e) if data_dir.is_some() => return Err(e.into()),
-        Err(_) => {
-            let dir = PathBuf::from(format!("datasets/warcraft/{k}x{k}"));
-            let cfg = GeneratorConfig {
-                train: if k > PAPER_K { REDUCED_MAPS } else { 10_000 },
-                ..GeneratorConfig::new(k)
-            };
-            println!(
-                "table2: no Warcraft maps found for K = {k}; generating {} / {} / {} look-alike maps (seed {}) into {} (`imle-paper data generate warcraft --k {k}` does this)",
-                cfg.train, cfg.val, cfg.test, cfg.seed, dir.display()
-            );
-            warcraft::generate::write(&cfg, &dir)?;
-            dir
-        }
-    };
-    let path = dir.join(warcraft::GENERATOR_FILE);
-    let generated = std::fs::read_to_string(&path)
-        .ok()
-        .map(|t| serde_json::from_str::<GeneratorRecord>(&t))
-        .transpose()
-        .with_context(|| format!("{} is not a generator record", path.display()))?;
-    Ok((dir, generated))
+/// Training maps generated for grid size `k` when no maps are found: the data set's
+/// 10,000 at the paper's K = 12, [`REDUCED_MAPS`] for the larger grids.
+fn generated_maps(k: usize) -> usize {
+    if k > PAPER_K {
+        REDUCED_MAPS
+    } else {
+        10_000
+    }
 }
 
 impl Args {
@@ -156,7 +133,10 @@ impl Args {
             if k < 2 {
                 bail!("the grid size K must be at least 2");
             }
-            generated.push((k, locate_data(self.data_dir.as_deref(), k)?.1));
+            generated.push((
+                k,
+                warcraft::find_or_generate(self.data_dir.as_deref(), k, generated_maps(k))?.1,
+            ));
         }
         let runs_per_row = self.runs.unwrap_or(profile.pick(1, 5));
         let mut runs = Vec::new();
@@ -218,131 +198,89 @@ impl Args {
     }
 }
 
-/// The unit name of a run: `k12/bb/run0`.
-pub fn unit_name(c: &PathConfig) -> String {
-    format!("k{}/{}/run{}", c.k, c.method.name(), c.run)
-}
-
 /// The data of grid size `k`, read once per process.
 fn maps(dir: Option<&Path>, k: usize) -> Result<Arc<Warcraft>> {
-    type Cache = Option<(PathBuf, Arc<Warcraft>)>;
-    static CACHE: Mutex<Cache> = Mutex::new(None);
-    let (found, _) = locate_data(dir, k)?;
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((d, data)) = cache.as_ref() {
-        if *d == found {
-            return Ok(data.clone());
-        }
-    }
-    *cache = None; // free the previous size first
-    let data = Arc::new(warcraft::load_from(&found, k)?);
-    println!(
-        "table2: {} ({} / {} / {} maps, {}x{} cells)",
-        data.dir.display(),
-        data.train.n,
-        data.val.n,
-        data.test.n,
-        k,
-        k
-    );
-    *cache = Some((found, data.clone()));
-    Ok(data)
-}
-
-/// The result of one run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResult {
-    /// Its configuration.
-    pub config: PathConfig,
-    /// Whether all epochs are done.
-    pub complete: bool,
-    /// One record per finished epoch.
-    pub epochs: Vec<EpochRecord>,
-    /// The last epoch's predicted paths of the first test maps (absent for a partial run).
-    pub examples: Option<Vec<Vec<f32>>>,
-}
-
-impl RunResult {
-    /// The last epoch (the paper reports the accuracy after epoch 50).
-    pub fn last(&self) -> Option<&EpochRecord> {
-        self.epochs.last()
-    }
-}
-
-fn run_config(cfg: &Config, unit: &str, seed: u64) -> Result<PathConfig> {
-    let c = cfg
-        .runs
-        .iter()
-        .find(|c| unit_name(c) == unit)
-        .with_context(|| format!("table2 has no unit '{unit}'"))?;
-    // Runs of the same index share their seed (initialisation and shuffles).
-    Ok(PathConfig {
-        seed: crate::run::derive_seed(seed, "table2/run", c.run as u64),
-        ..c.clone()
+    let (found, _) = warcraft::find_or_generate(dir, k, generated_maps(k))?;
+    trained::cached(found.display().to_string(), || {
+        let data = warcraft::load_from(&found, k)?;
+        println!(
+            "table2: {} ({} / {} / {} maps, {}x{} cells)",
+            data.dir.display(),
+            data.train.n,
+            data.val.n,
+            data.test.n,
+            k,
+            k
+        );
+        Ok(data)
     })
 }
 
-fn stamp(c: &PathConfig, data: &Warcraft) -> Result<RunStamp> {
-    Ok(RunStamp {
-        experiment: "table2".into(),
-        config: serde_json::to_value(c.without_epochs())?,
-        data: Some((format!("warcraft{}", c.k), data.checksum.clone())),
-    })
-}
+/// The result of one run (`examples`: the last epoch's predicted paths of the first test
+/// maps).
+pub type RunResult = trained::RunOf<PathConfig>;
 
-/// Checkpoint file names in a run folder.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// The best-validation checkpoint.
-pub const BEST: &str = "best.safetensors";
 /// Test maps whose paths a run keeps for the figure.
 pub const EXAMPLES: usize = 3;
 
-/// Trains (or resumes) one run in `dir`; keeps `best.safetensors` (best validation
-/// accuracy) up to date.
-pub fn train_run(
-    c: &PathConfig,
-    data: Arc<Warcraft>,
-    dir: &Path,
-    ctx: &RunContext,
-) -> Result<PathFinder> {
-    let mut learner = PathFinder::new(c.clone(), data.clone())?;
-    let mut trainer = Trainer::new(stamp(c, &data)?, c.epochs, c.batch, c.seed, c.adam.lr);
-    trainer.schedule = c.schedule();
-    trainer.checkpoint = Some(dir.join(CHECKPOINT));
-    trainer.label = unit_name(c);
-    trainer.progress = ctx.progress;
-    trainer.keep_best = Some(KeepBest {
-        path: dir.join(BEST),
-        metric: "val_accuracy".into(),
-        maximise: true,
-    });
-    let pb = ctx.progress(0, "");
-    let label = unit_name(c);
-    trainer.fit(&mut learner, Vec::new(), |r| {
-        log_line(
-            &pb,
-            &format!(
-                "{label:>26} epoch {:>2}: loss {:.4}  val acc {:.1} %  test acc {:.1} %  exact {:.1} %  regret {:.4}  {:.1}+{:.1} s",
-                r.epoch,
-                r.train("loss"),
-                100.0 * r.eval("val_accuracy"),
-                100.0 * r.eval("test_accuracy"),
-                100.0 * r.eval("test_exact"),
-                r.eval("test_regret"),
-                r.train_seconds,
-                r.eval_seconds
-            ),
-        );
-    })?;
-    Ok(learner)
-}
+impl TrainedRun for PathConfig {
+    const EXPERIMENT: &'static str = "table2";
+    const BEST: (&'static str, bool) = ("val_accuracy", true);
+    type Data = Warcraft;
+    type Learner = PathFinder;
+    type Examples = Vec<Vec<f32>>;
 
-/// The run folder of a unit.
-pub fn run_dir(ctx: &RunContext, c: &PathConfig) -> PathBuf {
-    ctx.run_dir_of("table2")
-        .join(format!("k{}", c.k))
-        .join(c.method.name())
-        .join(format!("run{}", c.run))
+    fn unit_parts(&self) -> (usize, &'static str, usize) {
+        (self.k, self.method.name(), self.run)
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+    fn without_epochs(&self) -> Self {
+        PathConfig::without_epochs(self)
+    }
+    fn batch_and_lr(&self) -> (usize, f64) {
+        (self.batch, self.adam.lr)
+    }
+    fn data(&self, data_dir: Option<&Path>) -> Result<Arc<Warcraft>> {
+        maps(data_dir, self.k)
+    }
+    fn identity(&self, data: &Warcraft) -> (String, String) {
+        (format!("warcraft{}", self.k), data.checksum.clone())
+    }
+    fn learner(&self, data: Arc<Warcraft>) -> Result<PathFinder> {
+        PathFinder::new(self.clone(), data)
+    }
+    fn configure(&self, trainer: &mut Trainer) {
+        trainer.schedule = self.schedule();
+    }
+    fn log_line(&self, r: &EpochRecord) -> String {
+        format!(
+            "{:>26} epoch {:>2}: loss {:.4}  val acc {:.1} %  test acc {:.1} %  exact {:.1} %  regret {:.4}  {:.1}+{:.1} s",
+            unit_name(self),
+            r.epoch,
+            r.train("loss"),
+            100.0 * r.eval("val_accuracy"),
+            100.0 * r.eval("test_accuracy"),
+            100.0 * r.eval("test_exact"),
+            r.eval("test_regret"),
+            r.train_seconds,
+            r.eval_seconds
+        )
+    }
+    /// The last epoch's paths of the first [`EXAMPLES`] test maps.
+    fn examples(&self, learner: &mut PathFinder, _dir: &Path) -> Result<Vec<Vec<f32>>> {
+        let test = &learner.data.clone().test;
+        let idx: Vec<usize> = (0..EXAMPLES.min(test.n)).collect();
+        let (_, z) = learner.predict(test, &idx)?;
+        Ok(z.chunks(self.k * self.k).map(<[f32]>::to_vec).collect())
+    }
 }
 
 /// Table 2 on the framework: one unit per (K, method, run).
@@ -362,36 +300,10 @@ impl Experiment for Table2 {
         cfg.runs.iter().map(unit_name).collect()
     }
     fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<RunResult> {
-        let c = run_config(cfg, unit, ctx.seed)?;
-        let data = maps(cfg.data_dir.as_deref(), c.k)?;
-        let dir = run_dir(ctx, &c);
-        if ctx.fresh {
-            Checkpoint::remove_all(&dir, &[CHECKPOINT, BEST])?;
-        }
-        let learner = train_run(&c, data.clone(), &dir, ctx)?;
-        let history = Checkpoint::load(&dir.join(CHECKPOINT))?.header.history;
-        let idx: Vec<usize> = (0..EXAMPLES.min(data.test.n)).collect();
-        let (_, z) = learner.predict(&data.test, &idx)?;
-        let kk = c.k * c.k;
-        Ok(RunResult {
-            complete: history.len() >= c.epochs,
-            examples: Some(z.chunks(kk).map(<[f32]>::to_vec).collect()),
-            config: c,
-            epochs: history,
-        })
+        trained::compute(&cfg.runs, cfg.data_dir.as_deref(), unit, ctx)
     }
     fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<RunResult>> {
-        let c = run_config(cfg, unit, ctx.seed)?;
-        let path = run_dir(ctx, &c).join(CHECKPOINT);
-        let config = serde_json::to_value(c.without_epochs())?;
-        Ok(
-            Checkpoint::history_for(&path, &config)?.map(|epochs| RunResult {
-                complete: epochs.len() >= c.epochs,
-                config: c,
-                epochs,
-                examples: None,
-            }),
-        )
+        trained::partial(&cfg.runs, unit, ctx)
     }
     /// The finished runs of `table2.json` (`data.runs`): those with every epoch and their
     /// example paths.
@@ -718,7 +630,8 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)]) -> Result<Rep
     // The picture needs the test maps only: that split alone is read (the configuration
     // has already located or generated the data).
     if let Some(first) = with_examples.first() {
-        let dir = locate_data(cfg.data_dir.as_deref(), k_plot)?.0;
+        let dir =
+            warcraft::find_or_generate(cfg.data_dir.as_deref(), k_plot, generated_maps(k_plot))?.0;
         let test = warcraft::load_split(&dir, "test", k_plot, &mut Vec::new())?;
         let n = first.examples.as_ref().map_or(0, Vec::len);
         let panels: Vec<Panel> = (0..n)
@@ -831,7 +744,10 @@ pub fn evaluate_checkpoint(path: &Path, data_dir: Option<&Path>) -> Result<Vec<S
     c.epochs = ck.header.history.len();
     let data = Arc::new(match data_dir {
         Some(d) => warcraft::load(Some(d), c.k)?,
-        None => warcraft::load_from(&locate_data(None, c.k)?.0, c.k)?,
+        None => warcraft::load_from(
+            &warcraft::find_or_generate(None, c.k, generated_maps(c.k))?.0,
+            c.k,
+        )?,
     });
     let mut learner = PathFinder::new(c.clone(), data.clone())?;
     learner.model_from(&ck)?;

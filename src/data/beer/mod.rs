@@ -535,6 +535,40 @@ pub struct Beer {
     pub checksum: String,
 }
 
+/// Where the data are: the files found as [`DATASET`] says, else (no `data_dir` given)
+/// the default look-alike set, generated into `datasets/beer/` on first use;
+/// `(dir, generator settings if generated)`. A named `data_dir` without the files is an
+/// error.
+pub fn find_or_generate(
+    data_dir: Option<&Path>,
+) -> anyhow::Result<(PathBuf, Option<generate::GeneratorConfig>)> {
+    use anyhow::Context;
+    static REF: &super::DataSet = &DATASET;
+    let dir = match REF.locate(data_dir) {
+        Ok(d) => d,
+        Err(e) if data_dir.is_some() => return Err(e.into()),
+        Err(_) => {
+            let dir = PathBuf::from("datasets/beer");
+            let cfg = generate::GeneratorConfig::default();
+            generate::write(&cfg, &dir)?;
+            println!(
+                "no BeerAdvocate files found; generated the default look-alike set (seed {}) \
+                 into {} (`imle-paper data generate beer` does this)",
+                cfg.seed,
+                dir.display()
+            );
+            dir
+        }
+    };
+    let path = dir.join(GENERATOR_FILE);
+    let generated = std::fs::read_to_string(&path)
+        .ok()
+        .map(|t| serde_json::from_str::<generate::GeneratorConfig>(&t))
+        .transpose()
+        .with_context(|| format!("{} is not a generator record", path.display()))?;
+    Ok((dir, generated))
+}
+
 /// Finds the data set ([`super::DataSet::locate`]) and loads it with sequences of
 /// `maxlen`.
 #[cfg(feature = "csv")]

@@ -413,6 +413,47 @@ pub fn locate(data_dir: Option<&Path>, k: usize) -> Result<PathBuf, super::DataE
     })
 }
 
+/// Where the `k x k` maps are: the files found as [`locate`] says, else (no `data_dir`
+/// given) `train` look-alike training maps and the data set's validation and test maps,
+/// generated into `datasets/warcraft/KxK/` on first use; `(dir, generator record if
+/// generated)`. A named `data_dir` without the files is an error.
+pub fn find_or_generate(
+    data_dir: Option<&Path>,
+    k: usize,
+    train: usize,
+) -> anyhow::Result<(PathBuf, Option<generate::GeneratorRecord>)> {
+    use anyhow::Context;
+    let dir = match locate(data_dir, k) {
+        Ok(d) => d,
+        Err(e) if data_dir.is_some() => return Err(e.into()),
+        Err(_) => {
+            let dir = PathBuf::from(format!("datasets/warcraft/{k}x{k}"));
+            let cfg = generate::GeneratorConfig {
+                train,
+                ..generate::GeneratorConfig::new(k)
+            };
+            println!(
+                "no Warcraft maps found for K = {k}; generating {} / {} / {} look-alike maps \
+                 (seed {}) into {} (`imle-paper data generate warcraft --k {k}` does this)",
+                cfg.train,
+                cfg.val,
+                cfg.test,
+                cfg.seed,
+                dir.display()
+            );
+            generate::write(&cfg, &dir)?;
+            dir
+        }
+    };
+    let path = dir.join(GENERATOR_FILE);
+    let generated = std::fs::read_to_string(&path)
+        .ok()
+        .map(|t| serde_json::from_str::<generate::GeneratorRecord>(&t))
+        .transpose()
+        .with_context(|| format!("{} is not a generator record", path.display()))?;
+    Ok((dir, generated))
+}
+
 /// Finds and reads the `k x k` data ([`locate`], then [`load_from`]).
 pub fn load(data_dir: Option<&Path>, k: usize) -> anyhow::Result<Warcraft> {
     let dir = locate(data_dir, k)?;
