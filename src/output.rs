@@ -90,6 +90,10 @@ pub struct RunRecord<C, D, S> {
     pub threads: Option<usize>,
     /// The resolved configuration (every hyper-parameter).
     pub config: C,
+    /// The name and checksum of each data set the units were computed on (none for
+    /// synthetic data: the field is then left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_identity: Vec<(String, String)>,
     /// Per-step / per-epoch values.
     pub data: D,
     /// The headline numbers.

@@ -50,11 +50,11 @@ fn paths(code: &str) -> Vec<Vec<String>> {
     let mut i = 0;
     while i < b.len() {
         let at_word = i == 0 || !ident(i - 1);
-        let rest = &code[i..];
+        let rest = &b[i..];
         if at_word
             && ["crate::", "super::", "self::"]
                 .iter()
-                .any(|p| rest.starts_with(p))
+                .any(|p| rest.starts_with(p.as_bytes()))
         {
             let (found, end) = path_at(code, i, Vec::new());
             out.extend(found);
@@ -77,7 +77,7 @@ fn path_at(code: &str, mut i: usize, mut prefix: Vec<String>) -> (Vec<Vec<String
         if i > start {
             prefix.push(code[start..i].to_string());
         }
-        if code[i..].starts_with("::{") {
+        if b[i..].starts_with(b"::{") {
             i += 3;
             let mut found = Vec::new();
             loop {
@@ -97,7 +97,7 @@ fn path_at(code: &str, mut i: usize, mut prefix: Vec<String>) -> (Vec<Vec<String
                     i += 1;
                 }
             }
-        } else if code[i..].starts_with("::") {
+        } else if b[i..].starts_with(b"::") {
             i += 2;
         } else {
             return (vec![prefix], i);
@@ -185,7 +185,7 @@ fn cycles(root: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn the_path_reader_sees_every_form_of_use() {
-    let code = "use crate::a::{b::{C, d}, e as f};\nlet x = super::g::h(self::i::J);";
+    let code = "use crate::a::{b::{C, d}, e as f};\nlet σ = super::g::h(self::i::J);";
     let p: Vec<String> = paths(code).iter().map(|p| p.join("::")).collect();
     assert_eq!(
         p,

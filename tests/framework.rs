@@ -481,3 +481,91 @@ fn finished_units_of_a_record_are_restored_not_computed_again() {
         s.lines
     );
 }
+
+/// A toy experiment on data: the "data set" is one file (config: its path), whose
+/// contents are its checksum; a file holding "bad" does not parse.
+struct ToyOnData;
+
+impl Experiment for ToyOnData {
+    const NAME: &'static str = "toy-data";
+    const TITLE: &'static str = "Toy on data";
+    type Args = ToyArgs;
+    type Config = String;
+    type Unit = f64;
+
+    fn resolve(_: &ToyArgs, _: Profile) -> anyhow::Result<String> {
+        unreachable!("run with a configuration")
+    }
+    fn units(_: &String) -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+    fn data_identity(path: &String) -> anyhow::Result<Vec<(String, String)>> {
+        let text = std::fs::read_to_string(path)?;
+        anyhow::ensure!(text != "bad", "{path}: not a data file");
+        Ok(vec![("toy".into(), text)])
+    }
+    fn compute(_: &String, unit: &str, _: &RunContext) -> anyhow::Result<f64> {
+        Ok(unit.len() as f64)
+    }
+    fn report(
+        _: &String,
+        units: &[(String, Option<f64>)],
+        _: &RunContext,
+    ) -> anyhow::Result<Report> {
+        let done = units.iter().filter(|u| u.1.is_some()).count();
+        Ok(Report {
+            summary: serde_json::json!({ "units": done }),
+            ..Default::default()
+        })
+    }
+}
+
+#[test]
+fn finished_units_are_keyed_to_their_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.txt");
+    let data = file.display().to_string();
+    let ctx = || RunContext::new(dir.path().join("out")).run_dir(dir.path().join("runs"));
+    std::fs::write(&file, "checksum-1").unwrap();
+    experiments::run::<ToyOnData>(&data, &ctx()).unwrap();
+    let unit: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("runs/units/a.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(unit["data"], serde_json::json!([["toy", "checksum-1"]]));
+    // The same data: read back.
+    let s = experiments::run::<ToyOnData>(&data, &ctx()).unwrap();
+    assert!(
+        s.lines
+            .iter()
+            .any(|l| l.contains("2 unit(s) already finished")),
+        "{:?}",
+        s.lines
+    );
+    // A bad data file is an error, even though every unit has finished.
+    std::fs::write(&file, "bad").unwrap();
+    let e = experiments::run::<ToyOnData>(&data, &ctx()).unwrap_err();
+    assert!(format!("{e:#}").contains("not a data file"), "{e:#}");
+    // Other data: the finished units are an error naming both checksums, also for
+    // --report-only; --fresh computes them again.
+    std::fs::write(&file, "checksum-2").unwrap();
+    for report_only in [false, true] {
+        let mut c = ctx();
+        c.report_only = report_only;
+        let e = experiments::run::<ToyOnData>(&data, &c)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("checksum-1") && e.contains("checksum-2"), "{e}");
+    }
+    let mut c = ctx();
+    c.fresh = true;
+    experiments::run::<ToyOnData>(&data, &c).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/toy-data.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        rec["data_identity"],
+        serde_json::json!([["toy", "checksum-2"]])
+    );
+}

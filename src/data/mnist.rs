@@ -221,6 +221,8 @@ pub struct Mnist {
     pub test: MnistSplit,
     /// The directory the files were read from.
     pub dir: PathBuf,
+    /// MD5 of the four decompressed files: what finished units record of their data.
+    pub checksum: String,
 }
 
 /// The first looked-up directory that holds all four files (see [`super`]).
@@ -239,25 +241,42 @@ pub fn load(data_dir: Option<&Path>) -> Result<Mnist, MnistError> {
 
 /// Loads MNIST from `dir`, which must hold the four files (raw or `.gz`).
 pub fn load_from(dir: &Path) -> Result<Mnist, MnistError> {
-    let path = |name: &str| {
-        find_file(dir, name).ok_or_else(|| MnistError::Missing {
+    let mut paths = Vec::with_capacity(4);
+    for (name, _) in FILES {
+        paths.push(find_file(dir, name).ok_or_else(|| MnistError::Missing {
             dir: dir.to_path_buf(),
             file: name.to_string(),
-        })
-    };
-    let train = load_split(&path(FILES[0].0)?, &path(FILES[1].0)?)?;
-    let test = load_split(&path(FILES[2].0)?, &path(FILES[3].0)?)?;
+        })?);
+    }
+    let bytes = paths
+        .iter()
+        .map(|p| read_maybe_gz(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let train = split_from_bytes((&bytes[0], &paths[0]), (&bytes[1], &paths[1]))?;
+    let test = split_from_bytes((&bytes[2], &paths[2]), (&bytes[3], &paths[3]))?;
     Ok(Mnist {
         train,
         test,
         dir: dir.to_path_buf(),
+        checksum: super::checksum(&bytes.iter().map(|b| &b[..]).collect::<Vec<_>>()),
     })
 }
 
 /// Loads one split from an images file and a labels file (raw or gzip).
 pub fn load_split(images: &Path, labels: &Path) -> Result<MnistSplit, MnistError> {
-    let img = parse_images(&read_maybe_gz(images)?, images)?;
-    let lab = parse_labels(&read_maybe_gz(labels)?, labels)?;
+    split_from_bytes(
+        (&read_maybe_gz(images)?, images),
+        (&read_maybe_gz(labels)?, labels),
+    )
+}
+
+/// One split from the (decompressed) bytes of its images and labels files.
+fn split_from_bytes(
+    (images_bytes, images): (&[u8], &Path),
+    (labels_bytes, labels): (&[u8], &Path),
+) -> Result<MnistSplit, MnistError> {
+    let img = parse_images(images_bytes, images)?;
+    let lab = parse_labels(labels_bytes, labels)?;
     if img.len() / PIXELS != lab.len() {
         return Err(MnistError::CountMismatch {
             images: images.to_path_buf(),

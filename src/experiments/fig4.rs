@@ -324,6 +324,12 @@ impl Experiment for Fig4 {
             .map(|c| c.method.name().to_string())
             .collect()
     }
+    fn data_identity(cfg: &Config) -> Result<Vec<(String, String)>> {
+        Ok(vec![(
+            "mnist".into(),
+            mnist_data(cfg.data_dir.as_deref())?.checksum.clone(),
+        )])
+    }
     fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<MethodUnit> {
         let c = run_config(cfg, unit, ctx.seed)?;
         let data = mnist_data(cfg.data_dir.as_deref())?;

@@ -89,6 +89,13 @@ pub trait Experiment {
     const PARALLEL_UNITS: bool = false;
     /// Computes one unit.
     fn compute(cfg: &Self::Config, unit: &str, ctx: &RunContext) -> Result<Self::Unit>;
+    /// The name and checksum of each data set the units are computed on, read as the
+    /// configuration says (a `--data-dir` is always read, and a bad file is an error).
+    /// Finished units and the record keep it; a unit finished on other data is an error.
+    /// Default: none (synthetic data).
+    fn data_identity(_cfg: &Self::Config) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
     /// How far an unfinished unit got (for `--report-only`; e.g. a training run's
     /// epochs so far from its checkpoint). Default: nothing.
     fn partial(_cfg: &Self::Config, _unit: &str, _ctx: &RunContext) -> Result<Option<Self::Unit>> {
@@ -117,6 +124,9 @@ struct UnitFile<C, U> {
     unit: String,
     seed: u64,
     config: C,
+    /// [`Experiment::data_identity`] when it was computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    data: Vec<(String, String)>,
     result: U,
 }
 
@@ -133,11 +143,22 @@ enum Saved<U> {
     None,
     Result(U),
     Stale(String),
+    /// Finished on other data than the data found now: an error.
+    OtherData(String),
+}
+
+/// `name checksum, ...` of a data identity.
+fn identity_text(id: &[(String, String)]) -> String {
+    id.iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn load_unit<E: Experiment>(
     cfg: &E::Config,
     unit: &str,
+    identity: &[(String, String)],
     ctx: &RunContext,
 ) -> Result<Saved<E::Unit>> {
     let path = unit_path(ctx, E::NAME, unit);
@@ -153,6 +174,21 @@ fn load_unit<E: Experiment>(
             path.display()
         )));
     }
+    if f.data != identity {
+        if f.data.is_empty() {
+            return Ok(Saved::Stale(format!(
+                "{} does not record the data it was computed on: ignored",
+                path.display()
+            )));
+        }
+        return Ok(Saved::OtherData(format!(
+            "{} was computed on other data ({}) than the data found now ({}): delete it, \
+             run with --fresh, or point --data-dir at the data it was computed on",
+            path.display(),
+            identity_text(&f.data),
+            identity_text(identity)
+        )));
+    }
     Ok(Saved::Result(f.result))
 }
 
@@ -162,6 +198,7 @@ fn load_unit<E: Experiment>(
 fn restore_recorded<E: Experiment>(
     cfg: &E::Config,
     units: &[String],
+    identity: &[(String, String)],
     ctx: &RunContext,
 ) -> Result<usize> {
     let path = ctx.path(&format!("{}.json", E::NAME));
@@ -171,9 +208,12 @@ fn restore_recorded<E: Experiment>(
     let Ok(rec) = serde_json::from_str::<serde_json::Value>(&text) else {
         return Ok(0);
     };
+    let recorded_identity: Vec<(String, String)> =
+        serde_json::from_value(rec["data_identity"].clone()).unwrap_or_default();
     let same = rec["profile"] == serde_json::to_value(ctx.profile)?
         && rec["seed"].as_u64() == Some(ctx.seed)
-        && crate::output::same_json(&rec["config"], &serde_json::to_value(cfg)?);
+        && crate::output::same_json(&rec["config"], &serde_json::to_value(cfg)?)
+        && recorded_identity == identity;
     if !same {
         return Ok(0);
     }
@@ -188,6 +228,7 @@ fn restore_recorded<E: Experiment>(
             unit: name,
             seed: ctx.seed,
             config: cfg,
+            data: identity.to_vec(),
             result: &result,
         };
         crate::output::write_json(&file, &unit)?;
@@ -209,10 +250,11 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
     let mut results: Vec<Option<E::Unit>> = (0..units.len()).map(|_| None).collect();
     let mut lines = Vec::new();
     let mut stale = Vec::new();
+    let identity = E::data_identity(cfg)?;
     // Finished units are read back (restored from the record first where the run folder
     // lacks them), not computed again, unless this is a `--fresh` run.
     if !ctx.fresh {
-        let restored = restore_recorded::<E>(cfg, &units, ctx)?;
+        let restored = restore_recorded::<E>(cfg, &units, &identity, ctx)?;
         if restored > 0 {
             lines.push(format!(
                 "restored {restored} finished unit(s) from {} into {}",
@@ -223,9 +265,10 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
     }
     if ctx.report_only || !ctx.fresh {
         for (u, name) in units.iter().enumerate() {
-            match load_unit::<E>(cfg, name, ctx) {
+            match load_unit::<E>(cfg, name, &identity, ctx) {
                 Ok(Saved::Result(r)) => results[u] = Some(r),
                 Ok(Saved::Stale(why)) if ctx.report_only => stale.push(why),
+                Ok(Saved::OtherData(why)) => anyhow::bail!(why),
                 Err(e) if ctx.report_only => return Err(e),
                 // Computed again, and the file replaced.
                 Ok(_) | Err(_) => {}
@@ -256,6 +299,7 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
                 unit: units[u].clone(),
                 seed: ctx.seed,
                 config: cfg,
+                data: identity.clone(),
                 result: &r,
             };
             crate::output::write_json(&path, &file)?;
@@ -317,6 +361,7 @@ pub fn run<E: Experiment>(cfg: &E::Config, ctx: &RunContext) -> Result<Summary> 
         seed: ctx.seed,
         threads: ctx.threads,
         config: cfg,
+        data_identity: identity.clone(),
         data: &report.data,
         summary: &report.summary,
         elapsed_seconds: started.elapsed().as_secs_f64(),

@@ -299,6 +299,9 @@ impl Experiment for Table2 {
     fn units(cfg: &Config) -> Vec<String> {
         cfg.runs.iter().map(unit_name).collect()
     }
+    fn data_identity(cfg: &Config) -> Result<Vec<(String, String)>> {
+        trained::data_identity(&cfg.runs, cfg.data_dir.as_deref())
+    }
     fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<RunResult> {
         trained::compute(&cfg.runs, cfg.data_dir.as_deref(), unit, ctx)
     }

@@ -188,6 +188,28 @@ pub fn compute<C: TrainedRun>(
     })
 }
 
+/// [`super::Experiment::data_identity`] of a grid of runs: the data of each problem
+/// size, read as `data_dir` says.
+pub fn data_identity<C: TrainedRun>(
+    runs: &[C],
+    data_dir: Option<&Path>,
+) -> Result<Vec<(String, String)>> {
+    let mut sizes: Vec<(usize, &C)> = Vec::new();
+    for c in runs {
+        if !sizes.iter().any(|(s, _)| *s == c.unit_parts().0) {
+            sizes.push((c.unit_parts().0, c));
+        }
+    }
+    let mut out = Vec::new();
+    for (_, c) in sizes {
+        let id = c.identity(&*c.data(data_dir)?);
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 /// The epochs an unfinished unit has recorded in its checkpoint, if any.
 pub fn partial<C: TrainedRun>(
     runs: &[C],

@@ -1,6 +1,6 @@
 //! Same start, same batches: a training run from given weights and a given batch order,
 //! read from `PARITY_SAME_DIR` (as the PyTorch reference wrote them), one CSV row per epoch
-//! to `PARITY_SAME_DIR/ours.csv`. Both sides then differ only by rounding (and, where the
+//! to `PARITY_SAME_DIR/ours.csv` (`ours-noise<seed>.csv` with our own noise). Both sides then differ only by rounding (and, where the
 //! reference did not record its noise, by the noise): a difference that grows beyond
 //! PyTorch's own seed spread is in the training step, one that does not is in the random
 //! starts. Long: run by hand, `cargo test --release --test parity same_start -- --ignored
@@ -11,6 +11,8 @@
 //! - `explain_same_start`: Table 1 with `PARITY_METHOD` (softsub, l2x or imle-sog), k = 10,
 //!   maxlen 150, dropout off, the noise PyTorch drew (`l2x.py train --same-start DIR`:
 //!   `init.safetensors`, `order.npy`, `noise.npy`): the runs are the same up to rounding.
+//!   `PARITY_NOISE=ours` (and `PARITY_NOISE_SEED`) draws our own noise instead, to see what
+//!   the noise alone changes.
 
 use crate::fixture::{set_tensors, Fixture};
 use dfdx::prelude::*;
@@ -58,8 +60,8 @@ impl SameStart {
         &self.order[(epoch - 1) * n..epoch * n]
     }
 
-    fn csv(&self, header: &str) -> std::fs::File {
-        let mut out = std::fs::File::create(self.dir.join("ours.csv")).unwrap();
+    fn csv(&self, name: &str, header: &str) -> std::fs::File {
+        let mut out = std::fs::File::create(self.dir.join(name)).unwrap();
         writeln!(out, "{header}").unwrap();
         out
     }
@@ -78,7 +80,7 @@ fn warcraft_same_start() {
         Net::Costs(m) => set_tensors(m, &s.init),
         Net::Direct(_) => unreachable!(),
     }
-    let mut out = s.csv("epoch,lr,train_loss,test_accuracy");
+    let mut out = s.csv("ours.csv", "epoch,lr,train_loss,test_accuracy");
     for epoch in 1..=cfg.epochs {
         let lr = cfg.schedule().lr(cfg.adam.lr, epoch);
         let mut losses = Vec::new();
@@ -118,7 +120,11 @@ fn explain_same_start() {
     let per_entry = if method == Method::L2x { k } else { 1 };
     let mut used = 0;
     let all_held: Vec<usize> = (0..data.heldout.len()).collect();
-    let mut out = s.csv("epoch,train_mse,heldout_mse,precision");
+    let name = match own_noise {
+        true => format!("ours-noise{noise_seed}.csv"),
+        false => "ours.csv".into(),
+    };
+    let mut out = s.csv(&name, "epoch,train_mse,heldout_mse,precision");
     for epoch in 1..=epochs {
         let mut losses = Vec::new();
         for batch in s.epoch(epoch, epochs).chunks(cfg.batch) {
