@@ -174,13 +174,8 @@ fn load_unit<E: Experiment>(
             path.display()
         )));
     }
-    if f.data != identity {
-        if f.data.is_empty() {
-            return Ok(Saved::Stale(format!(
-                "{} does not record the data it was computed on: ignored",
-                path.display()
-            )));
-        }
+    // A unit written before units recorded their data (`data` empty) is taken as it is.
+    if !f.data.is_empty() && f.data != identity {
         return Ok(Saved::OtherData(format!(
             "{} was computed on other data ({}) than the data found now ({}): delete it, \
              run with --fresh, or point --data-dir at the data it was computed on",
@@ -213,7 +208,7 @@ fn restore_recorded<E: Experiment>(
     let same = rec["profile"] == serde_json::to_value(ctx.profile)?
         && rec["seed"].as_u64() == Some(ctx.seed)
         && crate::output::same_json(&rec["config"], &serde_json::to_value(cfg)?)
-        && recorded_identity == identity;
+        && (recorded_identity.is_empty() || recorded_identity == identity);
     if !same {
         return Ok(0);
     }
@@ -228,7 +223,7 @@ fn restore_recorded<E: Experiment>(
             unit: name,
             seed: ctx.seed,
             config: cfg,
-            data: identity.to_vec(),
+            data: recorded_identity.clone(),
             result: &result,
         };
         crate::output::write_json(&file, &unit)?;
