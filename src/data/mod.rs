@@ -75,6 +75,19 @@ pub enum DataError {
     },
 }
 
+/// The generator's record `path` of a generated data set (`None`: the file is absent, the
+/// data are the user's); an unreadable record is an error.
+pub(crate) fn generator_record<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> anyhow::Result<Option<T>> {
+    use anyhow::Context;
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|t| serde_json::from_str::<T>(&t))
+        .transpose()
+        .with_context(|| format!("{} is not a generator record", path.display()))
+}
+
 /// The data set called `name`.
 pub fn dataset(name: &str) -> Result<&'static DataSet, DataError> {
     DATASETS

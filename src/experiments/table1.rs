@@ -193,24 +193,7 @@ impl TrainedRun for ExplainConfig {
     type Learner = Explainer;
     type Examples = Vec<Vec<MarkedWord>>;
 
-    fn unit_parts(&self) -> (usize, &'static str, usize) {
-        (self.k, self.method.name(), self.run)
-    }
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-    fn epochs(&self) -> usize {
-        self.epochs
-    }
-    fn without_epochs(&self) -> Self {
-        ExplainConfig::without_epochs(self)
-    }
-    fn batch_and_lr(&self) -> (usize, f64) {
-        (self.batch, self.adam.lr)
-    }
+    trained::run_fields!();
     fn data(&self, data_dir: Option<&Path>) -> Result<Arc<Beer>> {
         beer_data(data_dir, self.maxlen)
     }

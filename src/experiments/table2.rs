@@ -230,24 +230,7 @@ impl TrainedRun for PathConfig {
     type Learner = PathFinder;
     type Examples = Vec<Vec<f32>>;
 
-    fn unit_parts(&self) -> (usize, &'static str, usize) {
-        (self.k, self.method.name(), self.run)
-    }
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-    fn epochs(&self) -> usize {
-        self.epochs
-    }
-    fn without_epochs(&self) -> Self {
-        PathConfig::without_epochs(self)
-    }
-    fn batch_and_lr(&self) -> (usize, f64) {
-        (self.batch, self.adam.lr)
-    }
+    trained::run_fields!();
     fn data(&self, data_dir: Option<&Path>) -> Result<Arc<Warcraft>> {
         maps(data_dir, self.k)
     }

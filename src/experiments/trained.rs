@@ -62,6 +62,33 @@ pub trait TrainedRun: Clone + Serialize + DeserializeOwned {
     fn examples(&self, learner: &mut Self::Learner, dir: &Path) -> Result<Self::Examples>;
 }
 
+/// The accessors of [`TrainedRun`] for a configuration with the fields `k`, `method` (with
+/// `name()`), `run`, `seed`, `epochs`, `batch`, `adam.lr` and an inherent
+/// `without_epochs`: written once, inside the `impl TrainedRun` block.
+macro_rules! run_fields {
+    () => {
+        fn unit_parts(&self) -> (usize, &'static str, usize) {
+            (self.k, self.method.name(), self.run)
+        }
+        fn seed(&self) -> u64 {
+            self.seed
+        }
+        fn set_seed(&mut self, seed: u64) {
+            self.seed = seed;
+        }
+        fn epochs(&self) -> usize {
+            self.epochs
+        }
+        fn without_epochs(&self) -> Self {
+            Self::without_epochs(self)
+        }
+        fn batch_and_lr(&self) -> (usize, f64) {
+            (self.batch, self.adam.lr)
+        }
+    };
+}
+pub(crate) use run_fields;
+
 /// The result of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult<C, X> {

@@ -542,7 +542,6 @@ pub struct Beer {
 pub fn find_or_generate(
     data_dir: Option<&Path>,
 ) -> anyhow::Result<(PathBuf, Option<generate::GeneratorConfig>)> {
-    use anyhow::Context;
     static REF: &super::DataSet = &DATASET;
     let dir = match REF.locate(data_dir) {
         Ok(d) => d,
@@ -560,12 +559,7 @@ pub fn find_or_generate(
             dir
         }
     };
-    let path = dir.join(GENERATOR_FILE);
-    let generated = std::fs::read_to_string(&path)
-        .ok()
-        .map(|t| serde_json::from_str::<generate::GeneratorConfig>(&t))
-        .transpose()
-        .with_context(|| format!("{} is not a generator record", path.display()))?;
+    let generated = super::generator_record(&dir.join(GENERATOR_FILE))?;
     Ok((dir, generated))
 }
 

@@ -422,7 +422,6 @@ pub fn find_or_generate(
     k: usize,
     train: usize,
 ) -> anyhow::Result<(PathBuf, Option<generate::GeneratorRecord>)> {
-    use anyhow::Context;
     let dir = match locate(data_dir, k) {
         Ok(d) => d,
         Err(e) if data_dir.is_some() => return Err(e.into()),
@@ -445,12 +444,7 @@ pub fn find_or_generate(
             dir
         }
     };
-    let path = dir.join(GENERATOR_FILE);
-    let generated = std::fs::read_to_string(&path)
-        .ok()
-        .map(|t| serde_json::from_str::<generate::GeneratorRecord>(&t))
-        .transpose()
-        .with_context(|| format!("{} is not a generator record", path.display()))?;
+    let generated = super::generator_record(&dir.join(GENERATOR_FILE))?;
     Ok((dir, generated))
 }
 
