@@ -32,6 +32,7 @@ pub mod fig4;
 #[cfg(feature = "csv")]
 pub mod table1;
 pub mod table2;
+pub mod template;
 pub mod trained;
 
 use crate::output::{RunRecord, Table};

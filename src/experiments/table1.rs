@@ -11,6 +11,7 @@
 //! (`imle-paper data generate beer`). `--eval CHECKPOINT` evaluates a kept model on any
 //! data set in that layout.
 
+use super::template;
 use super::trained::{self, unit_name, TrainedRun};
 use super::{positive_usize, Experiment, Profile, Report, RunContext};
 use crate::data::beer::{self, generate::GeneratorConfig, Beer};
@@ -532,11 +533,14 @@ pub fn report(
         None => "Data: the user's BeerAdvocate-layout files.".into(),
     };
     let c0 = cfg.runs.first();
-    let mut md = format!(
-        "{data_note} Sequence length {} (the paper: 350), {} epochs, batch {}, runs per row as listed (the paper: 10); each run's seed and 50/50 validation/test split are shared by all methods (paired). Test MSE and subset precision are those of the epoch with the best validation MSE (the official code reports the last epoch's MSE and the best epoch's precision).\n\n| k | method | runs | test MSE × 100 | subset precision × 100 | paper MSE × 100 | s / epoch |\n|---|---|---|---|---|---|---|\n",
-        c0.map_or(0, |c| c.maxlen),
-        c0.map_or(0, |c| c.epochs),
-        c0.map_or(0, |c| c.batch),
+    let mut md = template::fill(
+        include_str!("prose/table1_intro.md"),
+        &[
+            ("data_note", data_note),
+            ("maxlen", c0.map_or(0, |c| c.maxlen).to_string()),
+            ("epochs", c0.map_or(0, |c| c.epochs).to_string()),
+            ("batch", c0.map_or(0, |c| c.batch).to_string()),
+        ],
     );
     for r in &rows {
         md.push_str(&format!(
@@ -551,7 +555,7 @@ pub fn report(
             r.epoch_seconds
         ));
     }
-    md.push_str("\nThe paper's MSE column is quoted from Table 1 of Sahoo et al. (ICLR 2023), which reprints Niepert et al.'s L2X, SoftSub and I-MLE rows; the paper's subset precisions and its STE / I-MLE MAP / I-MLE Gumbel rows are not transcribed here (–). Seconds per epoch: median training time on this machine (release build).\n\nWhere we differ from the official code (each documented where it is made): L2X draws k relaxed samples combined by max, as Chen et al. (the official baseline draws one); the test-time selection is exactly k tokens (the official `>=` threshold selects more on ties); subset precision maps positions through the front truncation (the official code compares positions of the truncated sequence, wrong for reviews longer than the sequence); line endings are stripped before splitting tokens; AIMLE (not in the paper) steers λ to 5 % non-zero gradient entries, our choice.");
+    md.push_str(&template::fill(include_str!("prose/table1_notes.md"), &[]));
     let lines = rows
         .iter()
         .map(|r| {

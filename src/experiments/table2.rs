@@ -12,6 +12,7 @@
 //! generate warcraft --k K`). `--eval CHECKPOINT` evaluates a kept model on any data set in
 //! that layout.
 
+use super::template;
 use super::trained::{self, unit_name, TrainedRun};
 use super::{positive_usize, Experiment, Profile, Report, RunContext};
 use crate::data::warcraft::{self, generate::GeneratorRecord, Warcraft};
@@ -660,8 +661,9 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)]) -> Result<Rep
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let mut md = format!(
-        "Data: {data_note}. The paper's numbers beside ours are for the real maps and compare in ranking only. Accuracy: share of test maps whose predicted path is valid and costs the optimum in true costs (relative 1e-6), after the last epoch, as the paper; exact: the path itself matches; regret: mean (c·z − c·z*)/c·z* × 100. Runs: finished / configured, and each unfinished run's epochs so far with its test accuracy then. Epochs and training maps per row as listed (the protocol: 50 epochs, 10,000 maps, batch 70, Adam 5e-4 ×0.1 after epochs 30 and 40; a row with fewer is a reduced protocol).\n\n**I-MLE μ-μ is supervised by every cell's true cost** (the official setting, the paper's Fact 2), the other rows by the optimal path only; `imle-sog-hamming` is I-MLE with the same SoG noise trained from paths, the same-supervision comparison.\n\n| K | method | supervision | epochs | maps | runs | accuracy % | exact % | regret × 100 | paper accuracy % | official code's logs: accuracy % / exact % | s / epoch |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    let mut md = template::fill(
+        include_str!("prose/table2_intro.md"),
+        &[("data_note", data_note)],
     );
     for r in &rows {
         md.push_str(&format!(
@@ -697,7 +699,7 @@ pub fn report(cfg: &Config, units: &[(String, Option<RunResult>)]) -> Result<Rep
             }
         ));
     }
-    md.push_str("\nThe paper's accuracies are Table 2 of Niepert et al. (2021) (5 seeds), transcribed only where we could check them against a source (the μ-μ row at K = 12 and 30, as quoted in the NeSyDM paper's Table 2); the other cells are left blank (–), not guessed. The official code's logs (nec-research/tf-imle, `WARCRAFT/logs/warcraft/`, the runs with the paper's settings, 5 seeds each, after the last epoch, mean ± sample std; `scripts/tf_imle_warcraft_logs.py` computes them from a clone) give every row it ran on the real maps: its μ-μ at K = 12 is the paper's 97.2 ± 0.5; its direct baseline is a whole ResNet18 trained 150 epochs (ours: the stem with a 1x1 head). Seconds per epoch: median training time on the machine that trained the row (release build, 2 threads; the rows were trained in different sessions on shared 2-core machines of differing speed, so compare them with care).\n\nWhere we differ from the official code (each documented where it is made): negative costs are shifted per instance in the noiseless runs (BB and M-M, whose targets can be negative: the official `translate_weights`) and clamped at 0 in the runs that perturb (μ-μ, SoG from paths, AIMLE, DPO), where the official Dijkstra takes the negative perturbed costs as they are (a shift there favours short paths: on 2,000 maps after 8 epochs it cost μ-μ 20 and SoG from paths 21 points of accuracy, see `NegativeCostPolicy`); μ-μ's gradient is not divided by λ = 10 and its regret loss is summed over the batch (Adam is invariant to a constant gradient scale; the sum makes the Eq. 14 target exactly −c); the network's weights start from the layers' default initialisation, not torchvision's; the direct baseline is the ResNet18 stem with a 1x1 convolution head (Pogančić et al.'s is a whole ResNet18).");
+    md.push_str(&template::fill(include_str!("prose/table2_notes.md"), &[]));
     let lines = rows
         .iter()
         .map(|r| {
