@@ -5,7 +5,8 @@
     python scripts/torch_reference/compare.py fig4 --ours RUN_DIR [RUN_DIR ...]
 
 RUN_DIR is an `imle-paper` run folder (`--run-dir`); its finished units
-(`units/*.json`) hold every epoch. The PyTorch CSVs are `figures/parity/<exp>/torch-*.csv`
+(`units/*.json`) hold every epoch and are written as `ours-<method>-seed<r>.csv`; the
+committed `ours-*.csv` of earlier runs count too. The PyTorch CSVs are `figures/parity/<exp>/torch-*.csv`
 (`warcraft.py` / `l2x.py` / `vae.py train --out ...`). Writes, into
 `figures/parity/<exp>/`: `ours-<method>-seed<r>.csv` (the same columns as PyTorch's), one
 figure `<exp>.png` (every run thin, the mean of each side thick, PyTorch's seed range
@@ -72,10 +73,11 @@ def our_runs(exp, dirs):
     return out
 
 
-def torch_runs(exp):
+def csv_runs(exp, side):
+    """{method: {run: rows}} of the committed `<side>-<method>-seed<run>.csv` files."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(OUT, exp, "torch-*-seed*.csv"))):
-        m = re.match(r"torch-(.+)-seed(\d+)\.csv$", os.path.basename(path))
+    for path in sorted(glob.glob(os.path.join(OUT, exp, f"{side}-*-seed*.csv"))):
+        m = re.match(rf"{side}-(.+)-seed(\d+)\.csv$", os.path.basename(path))
         with open(path) as f:
             rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
         if rows:
@@ -104,12 +106,16 @@ def best_val(rows, col="val_mse"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("exp", choices=sorted(SPECS))
-    ap.add_argument("--ours", nargs="+", required=True)
+    ap.add_argument("--ours", nargs="*", help="run folders; their runs are written as ours-*.csv")
     a = ap.parse_args()
     exp, spec = a.exp, SPECS[a.exp]
     os.makedirs(os.path.join(OUT, exp), exist_ok=True)
-    ours, theirs = our_runs(exp, a.ours), torch_runs(exp)
+    ours, theirs = our_runs(exp, a.ours or []), csv_runs(exp, "torch")
     write_ours(exp, ours)
+    # runs of earlier sessions, committed as CSVs, count too (a run folder's win)
+    for method, runs in csv_runs(exp, "ours").items():
+        for run, rows in runs.items():
+            ours.setdefault(method, {}).setdefault(run, rows)
     # unfinished runs (fewer epochs than the longest of their side) are left out
     for side in (ours, theirs):
         for method, runs in side.items():
