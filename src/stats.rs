@@ -13,6 +13,15 @@ pub fn mean_std(v: impl IntoIterator<Item = f64>) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// `mean ± std` with `digits` decimals, or `–` when the mean is not finite (no runs).
+pub fn pm((m, s): (f64, f64), digits: usize) -> String {
+    if m.is_finite() {
+        format!("{m:.digits$} ± {s:.digits$}")
+    } else {
+        "–".into()
+    }
+}
+
 /// The median of the finite values (the mean of the middle two for an even count);
 /// NaN if none.
 pub fn median(v: impl IntoIterator<Item = f64>) -> f64 {
