@@ -89,6 +89,27 @@ macro_rules! run_fields {
 }
 pub(crate) use run_fields;
 
+/// `units`, `data_identity`, `compute` and `partial` of an [`super::Experiment`] whose
+/// `Config` has the grid `runs` (of a [`TrainedRun`]) and `data_dir`, and whose `Unit` is
+/// `RunResult`: written once, inside the `impl Experiment` block.
+macro_rules! experiment_units {
+    () => {
+        fn units(cfg: &Config) -> Vec<String> {
+            cfg.runs.iter().map(trained::unit_name).collect()
+        }
+        fn data_identity(cfg: &Config) -> Result<Vec<(String, String)>> {
+            trained::data_identity(&cfg.runs, cfg.data_dir.as_deref())
+        }
+        fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<RunResult> {
+            trained::compute(&cfg.runs, cfg.data_dir.as_deref(), unit, ctx)
+        }
+        fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<RunResult>> {
+            trained::partial(&cfg.runs, unit, ctx)
+        }
+    };
+}
+pub(crate) use experiment_units;
+
 /// The result of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult<C, X> {

@@ -283,18 +283,7 @@ impl Experiment for Table2 {
     fn resolve(args: &Args, profile: Profile) -> Result<Config> {
         args.resolve(profile)
     }
-    fn units(cfg: &Config) -> Vec<String> {
-        cfg.runs.iter().map(unit_name).collect()
-    }
-    fn data_identity(cfg: &Config) -> Result<Vec<(String, String)>> {
-        trained::data_identity(&cfg.runs, cfg.data_dir.as_deref())
-    }
-    fn compute(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<RunResult> {
-        trained::compute(&cfg.runs, cfg.data_dir.as_deref(), unit, ctx)
-    }
-    fn partial(cfg: &Config, unit: &str, ctx: &RunContext) -> Result<Option<RunResult>> {
-        trained::partial(&cfg.runs, unit, ctx)
-    }
+    trained::experiment_units!();
     /// The finished runs of `table2.json` (`data.runs`): those with every epoch and their
     /// example paths.
     fn recorded(data: &serde_json::Value) -> Vec<(String, RunResult)> {
