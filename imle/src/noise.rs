@@ -154,7 +154,7 @@ impl Distribution<f64> for SumOfGamma {
     }
 }
 
-/// Computed in f32 with [`SmallShapeGamma`] (the estimators' hot path); the KS tests
+/// Computed in f32 with `SmallShapeGamma` (the estimators' hot path); the KS tests
 /// check both precisions.
 impl Distribution<f32> for SumOfGamma {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {

@@ -11,7 +11,7 @@
 //!   layout of Pogančić et al. and a generator of look-alike maps
 //!   (`imle-paper data generate warcraft`).
 //!
-//! **Where.** [`locate`] looks, in order, in an explicit directory (`--data-dir`: if it
+//! **Where.** [`DataSet::locate`] looks, in order, in an explicit directory (`--data-dir`: if it
 //! lacks a file, that is the error, with no fall-through to the next place),
 //! `$IMLE_DATA_DIR/<name>/` then `$IMLE_DATA_DIR` itself, and `datasets/<name>/`
 //! (relative to the working directory, then to this crate's root). When none holds every

@@ -46,7 +46,7 @@ pub struct Args {
     /// τ values, comma-separated [0.25,0.5,1,2,4].
     #[arg(long, value_delimiter = ',', value_parser = super::positive_f64)]
     pub taus: Option<Vec<f64>>,
-    /// λ of the τ sweep [1].
+    /// λ of the τ sweep [default: 1].
     #[arg(long, value_parser = super::positive_f64)]
     pub lambda: Option<f64>,
 }

@@ -31,7 +31,7 @@ pub struct Args {
     /// s: Gamma terms of the SoG noise [paper: 10].
     #[arg(long = "sog-terms", value_parser = positive_usize)]
     pub s: Option<usize>,
-    /// Histogram bins [60].
+    /// Histogram bins [default: 60].
     #[arg(long, value_parser = positive_usize)]
     pub bins: Option<usize>,
 }

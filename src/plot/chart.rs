@@ -272,7 +272,7 @@ pub struct PathPanel {
     pub paths: Vec<(String, Vec<f32>)>,
 }
 
-/// One panel of a [`Figure`].
+/// One panel of a [`super::Figure`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Panel {
     /// A line chart.

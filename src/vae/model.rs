@@ -108,7 +108,7 @@ macro_rules! vae_tensors {
 }
 pub(crate) use vae_tensors;
 
-/// The 12 parameter tensors, in [`vae_tensors`] order.
+/// The 12 parameter tensors, in `vae_tensors` order.
 pub fn params(m: &VaeModel) -> [&dyn Param; N_PARAMS] {
     vae_tensors!(m, &)
 }

@@ -13,10 +13,10 @@
 //! (The score-function estimator and the Fenchel-Young loss are losses, not layers: they
 //! are in [`crate::loss`].)
 //!
-//! Conventions shared with [`crate::Imle`]: every one is an [`Estimator`], built once
+//! Conventions shared with [`crate::Imle`]: every one is an [`Estimator`](crate::Estimator), built once
 //! with its solver and hyper-parameters (validated then) and applied as `op.apply(θ)`;
 //! the MAP *maximises* `<z, θ>`; a backward pass returns an estimate of `∂L/∂θ` (to be
-//! descended); every op works on `Tensor<(B, M), f32, D, T>` for any [`ImleDevice`] `D`,
+//! descended); every op works on `Tensor<(B, M), f32, D, T>` for any [`ImleDevice`](crate::ImleDevice) `D`,
 //! any tape `T` and compile-time or run-time dims; an op drawing noise has a `seed(u64)`
 //! and a shared call counter, so that the same seed and the same sequence of calls give
 //! the same numbers. Call `n` (counting from 0 after `seed`) draws its noise with the

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 /// k-subset MAP (Example 2): `z_i = 1` for the `k` largest `θ_i`, else 0.
 ///
-/// Expected O(m) selection (`select_nth_unstable_by`); rows of at most [`SHORT_ROW`] values
+/// Expected O(m) selection (`select_nth_unstable_by`); rows of at most `SHORT_ROW` values
 /// without NaN use rank counting instead (O(m²) branch-free comparisons, faster there).
 /// Ties are broken towards the lower index, so the result is a deterministic function of
 /// θ (the same on both paths).

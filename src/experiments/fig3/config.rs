@@ -59,13 +59,13 @@ pub const OFFICIAL_B: [f32; 10] = [
 /// repetitions).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
-    /// Number of items n [10].
+    /// Number of items n [default: 10].
     #[arg(long, value_parser = positive_usize)]
     pub n: Option<usize>,
-    /// Subset size k [5].
+    /// Subset size k [default: 5].
     #[arg(long, value_parser = positive_usize)]
     pub k: Option<usize>,
-    /// Steps of I-MLE and STE [50].
+    /// Steps of I-MLE and STE [default: 50].
     #[arg(long, value_parser = positive_usize)]
     pub steps: Option<usize>,
     /// Repetitions of I-MLE and STE [quick 20, full 100].
@@ -74,16 +74,16 @@ pub struct Args {
     /// Learning rate of I-MLE [0.75].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// λ of the I-MLE PID target [2].
+    /// λ of the I-MLE PID target [default: 2].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub lambda: Option<f64>,
-    /// SoG τ [1].
+    /// SoG τ [default: 1].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub sog_tau: Option<f64>,
-    /// SoG s (Gamma terms) [10].
+    /// SoG s (Gamma terms) [default: 10].
     #[arg(long, value_parser = positive_usize)]
     pub sog_terms: Option<usize>,
-    /// Scale of the Gumbel noise (STE, and I-MLE with Gumbel noise in the heat map) [1].
+    /// Scale of the Gumbel noise (STE, and I-MLE with Gumbel noise in the heat map) [default: 1].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub gumbel_tau: Option<f64>,
     /// Learning rate of STE [0.019].
@@ -92,7 +92,7 @@ pub struct Args {
     /// Learning rate of SFE [0.0046].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub sfe_lr: Option<f64>,
-    /// Steps of SFE [500].
+    /// Steps of SFE [default: 500].
     #[arg(long, value_parser = positive_usize)]
     pub sfe_steps: Option<usize>,
     /// Repetitions of SFE [quick 5, full 20].
