@@ -157,8 +157,9 @@ def main():
                 from scipy.stats import mannwhitneyu
 
                 u = mannwhitneyu(po, pt, alternative="two-sided")
-                lines.append(f"- Mann-Whitney U = {u.statistic:.1f}, two-sided p = {u.pvalue:.3f} "
-                             f"(p > 0.05: no evidence that the distributions differ)")
+                verdict = ("p > 0.05: no evidence that the distributions differ" if u.pvalue > 0.05
+                           else "p <= 0.05: the distributions differ at the 5 % level")
+                lines.append(f"- Mann-Whitney U = {u.statistic:.1f}, two-sided p = {u.pvalue:.3f} ({verdict})")
             except ImportError:
                 pass
         lines.append("")
