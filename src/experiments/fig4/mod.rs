@@ -25,7 +25,7 @@ use crate::vae::{Backend, Method, Vae, VaeConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 mod report;
 #[cfg(feature = "csv")]
@@ -234,17 +234,11 @@ pub fn method_dir(ctx: &RunContext, m: Method) -> PathBuf {
 /// MNIST from `dir` (see [`mnist::load`]), read once per process: every method's unit
 /// trains on it.
 fn mnist_data(dir: Option<&Path>) -> Result<Arc<Mnist>> {
-    static CACHE: Mutex<Option<(Option<PathBuf>, Arc<Mnist>)>> = Mutex::new(None);
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((d, data)) = cache.as_ref() {
-        if d.as_deref() == dir {
-            return Ok(data.clone());
-        }
-    }
-    let data = Arc::new(mnist::load(dir)?);
-    println!("MNIST: {}", data.dir.display());
-    *cache = Some((dir.map(Path::to_path_buf), data.clone()));
-    Ok(data)
+    super::trained::cached(format!("mnist:{dir:?}"), || {
+        let data = mnist::load(dir)?;
+        println!("MNIST: {}", data.dir.display());
+        Ok(data)
+    })
 }
 
 /// What one method's unit produces: its curves and a sample grid of the trained model.
